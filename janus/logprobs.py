@@ -1,0 +1,158 @@
+"""Per-token log-probs of sampled answer and image tokens, with grad, for the GRPO loss (and the old/ref policies).
+
+One forward over prompt + completion, then the head (text `lm_head` or the image generation head) on chunks of
+positions: each chunk's float32 logits give `logit[token] - logsumexp(logits)`, so only [N, chunk, V] logits exist
+at a time. With grad on, every chunk runs under activation checkpointing, so backward keeps the hidden states, not
+the logits, and recomputes one chunk at a time; no full-vocabulary log-softmax is ever kept for all positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from janus.sampling import cfg_mix, position_ids_from_mask, understanding_embeddings, uses_uncond
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus.processor import GenerationBatch, UnderstandingBatch
+
+# Float32 logit elements materialised per chunk (2**25 = 128 MiB); the chunk length follows from N and V.
+LOGIT_CHUNK_ELEMENTS = 2**25
+
+
+def _chunk_logps(
+    head: Callable[[torch.Tensor], torch.Tensor],
+    cond_hidden: torch.Tensor,
+    uncond_hidden: torch.Tensor | None,
+    targets: torch.LongTensor,
+    cfg_weight: float | None,
+    temperature: float,
+) -> torch.Tensor:
+    """hidden [N, C, D] -> log-prob of `targets` [N, C] under softmax(cfg_mix(head(cond), head(uncond)) / T)."""
+    cond_logits = head(cond_hidden)  # [N, C, V]
+    uncond_logits = head(uncond_hidden) if uncond_hidden is not None else None
+    logits = cfg_mix(cond_logits, uncond_logits, cfg_weight) / temperature  # [N, C, V] float32
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+
+
+def gathered_logps(
+    head: Callable[[torch.Tensor], torch.Tensor],
+    cond_hidden: torch.Tensor,
+    targets: torch.LongTensor,
+    *,
+    vocab_size: int,
+    uncond_hidden: torch.Tensor | None = None,
+    cfg_weight: float | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Memory-bounded log-probs of `targets` [N, L] from hidden states [N, L, D] (see the module docstring)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be > 0 (use the sampling temperature, 1.0 by default).")
+    n, length = targets.shape
+    chunk = max(1, LOGIT_CHUNK_ELEMENTS // max(1, n * vocab_size * (2 if uncond_hidden is not None else 1)))
+    parts = []
+    for start in range(0, length, chunk):
+        window = slice(start, start + chunk)
+        args = (
+            head,
+            cond_hidden[:, window],
+            uncond_hidden[:, window] if uncond_hidden is not None else None,
+            targets[:, window],
+            cfg_weight,
+            temperature,
+        )
+        if torch.is_grad_enabled() and cond_hidden.requires_grad:
+            parts.append(checkpoint(_chunk_logps, *args, use_reentrant=False))
+        else:
+            parts.append(_chunk_logps(*args))
+    return torch.cat(parts, dim=1)  # [N, L]
+
+
+def answer_token_logps(
+    model: JanusForConditionalGeneration,
+    batch: UnderstandingBatch,
+    completion_ids: torch.LongTensor,
+    completion_mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Log-probs [N, L] of `completion_ids` [N, L] after the image + question prompt (left-padded, T tokens).
+
+    Image features at the placeholder positions, text embeddings elsewhere, one forward; the text head's logits
+    divided by `temperature` (the sampling temperature, as TRL does). Entries where `completion_mask` is 0 are
+    meaningless; mask them in the loss.
+    """
+    prompt_len = batch.input_ids.shape[1]
+    length = completion_ids.shape[1]
+    embeds = torch.cat(
+        [
+            understanding_embeddings(model, batch.input_ids, batch.pixel_values),  # [N, T, D]
+            model.get_input_embeddings()(completion_ids),  # [N, L, D]
+        ],
+        dim=1,
+    )
+    mask = torch.cat([batch.attention_mask.long(), completion_mask.long()], dim=1)  # [N, T + L]
+    hidden = model.model.language_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False
+    ).last_hidden_state
+    # The state at position t predicts token t + 1: positions T-1 .. T+L-2 predict the completion.
+    hidden = hidden[:, prompt_len - 1 : prompt_len + length - 1]  # [N, L, D]
+    return gathered_logps(
+        model.lm_head,
+        hidden,
+        completion_ids,
+        vocab_size=model.config.text_config.vocab_size,
+        temperature=temperature,
+    )
+
+
+def image_token_logps(
+    model: JanusForConditionalGeneration,
+    batch: GenerationBatch,
+    image_tokens: torch.LongTensor,
+    *,
+    cfg_weight: float | None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Log-probs [N, I] of `image_tokens` [N, I] after the generation prompt (left-padded, ends with boi).
+
+    One forward over [prompt embeddings, generation embeddings of tokens[:-1]]; the generation head on the I
+    hidden states that predict the tokens. Which policy distribution is scored:
+    - `cfg_weight=None`: conditional-only (cheap, what T2I-R1 used);
+    - `cfg_weight=w`: the CFG-mixed `uncond + w * (cond - uncond)` that sampled the tokens; the conditional and
+      unconditional prompts run stacked in the same forward (w = 1 equals conditional-only and skips uncond).
+    Old, new and reference log-probs must use the same definition.
+    """
+    n, prompt_len = batch.input_ids.shape
+    steps = image_tokens.shape[1]
+    with_uncond = uses_uncond(cfg_weight)
+    copies = 2 if with_uncond else 1
+    row_ids = torch.cat([batch.input_ids, batch.uncond_input_ids]) if with_uncond else batch.input_ids  # [R, T]
+    embeds = torch.cat(
+        [
+            model.get_input_embeddings()(row_ids),  # [R, T, D]
+            model.prepare_embeddings_for_image_generation(image_tokens[:, :-1].repeat(copies, 1)),  # [R, I-1, D]
+        ],
+        dim=1,
+    )
+    mask = batch.attention_mask.long().repeat(copies, 1)
+    mask = torch.cat([mask, mask.new_ones(mask.shape[0], steps - 1)], dim=1)  # [R, T + I - 1]
+    hidden = model.model.language_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False
+    ).last_hidden_state[:, prompt_len - 1 :]  # [R, I, D]
+    return gathered_logps(
+        model.model.generation_head,
+        hidden[:n],
+        image_tokens,
+        vocab_size=model.config.vq_config.num_embeddings,
+        uncond_hidden=hidden[n:] if with_uncond else None,
+        cfg_weight=cfg_weight,
+        temperature=temperature,
+    )
+
+
+__all__ = ["LOGIT_CHUNK_ELEMENTS", "answer_token_logps", "gathered_logps", "image_token_logps"]

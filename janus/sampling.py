@@ -1,0 +1,351 @@
+"""Batched, KV-cached rollouts for Janus-Pro (no grad): CFG image-token sampling and answer sampling.
+
+Both samplers only *call* the modules of transformers' `JanusForConditionalGeneration` (never read a `.weight`),
+so they run unchanged under DeepSpeed ZeRO-3. Left-padded prompts get explicit position ids, so every row sees
+the positions it would see alone. Log-probs with grad live in `janus.logprobs`, VQ decoding in `janus.decode`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from transformers import DynamicCache
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus.processor import GenerationBatch, UnderstandingBatch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageSamples:
+    """Sampled image tokens and, optionally, their log-probs under the CFG-mixed, temperature-scaled distribution."""
+
+    tokens: torch.LongTensor  # [N, I] VQ codebook ids, I = num_image_tokens(model)
+    logps: torch.Tensor | None = None  # [N, I] float32
+
+
+@dataclass
+class AnswerSamples:
+    """Sampled answer tokens, right-padded with the pad id; the mask covers tokens up to and including EOS."""
+
+    completion_ids: torch.LongTensor  # [N, L]
+    completion_mask: torch.LongTensor  # [N, L] 1 up to and including EOS, 0 after
+    logps: torch.Tensor | None = None  # [N, L] float32, 0 where completion_mask is 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Helpers shared with janus.logprobs (one place for each fact: positions, CFG mix, image embeddings).
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def num_image_tokens(model: JanusForConditionalGeneration) -> int:
+    """Tokens per generated image: the VQ latent grid squared (24 x 24 = 576 for Janus-Pro)."""
+    return model.config.vq_config.num_patches**2
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.LongTensor:
+    """Positions that ignore left padding: the first real token of every row gets position 0.
+
+    Pad positions get 0 too; they are masked out of attention, so their value does not matter.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [R, T]
+
+
+def uses_uncond(cfg_weight: float | None) -> bool:
+    """Whether the CFG mix needs the unconditional rows: `uncond + 1 * (cond - uncond) == cond`, so w = 1 does not."""
+    return cfg_weight is not None and cfg_weight != 1.0
+
+
+def cfg_mix(cond_logits: torch.Tensor, uncond_logits: torch.Tensor | None, cfg_weight: float | None) -> torch.Tensor:
+    """Classifier-free guidance `uncond + w * (cond - uncond)` in float32 (conditional logits when no uncond)."""
+    cond_logits = cond_logits.float()
+    if uncond_logits is None:
+        return cond_logits
+    uncond_logits = uncond_logits.float()
+    return uncond_logits + cfg_weight * (cond_logits - uncond_logits)
+
+
+def understanding_embeddings(
+    model: JanusForConditionalGeneration, input_ids: torch.LongTensor, pixel_values: torch.Tensor
+) -> torch.Tensor:
+    """Text embeddings with the aligned vision features written into the `<image_placeholder>` positions.
+
+    input_ids [N, T] with exactly P placeholders per row, pixel_values [N, 3, S, S] -> [N, T, D].
+    """
+    embeds = model.get_input_embeddings()(input_ids)  # [N, T, D]
+    features = model.model.get_image_features(pixel_values.to(embeds.dtype)).pooler_output  # [N, P, D]
+    image_mask = input_ids == model.config.image_token_id  # [N, T]
+    if int(image_mask.sum()) != features.shape[0] * features.shape[1]:
+        raise ValueError(
+            f"input_ids hold {int(image_mask.sum())} image placeholders (id {model.config.image_token_id}) but the "
+            f"vision tower gave {features.shape[0]} x {features.shape[1]} features; build the batch with "
+            "processor.encode_understanding so each row has one expanded image."
+        )
+    # masked_scatter fills positions in row-major order, so row n receives features[n] in order.
+    return embeds.masked_scatter(image_mask.unsqueeze(-1), features.to(embeds.dtype))
+
+
+def _prefill(
+    model: JanusForConditionalGeneration, embeds: torch.Tensor, mask: torch.Tensor, cache: DynamicCache
+) -> tuple[torch.Tensor, torch.LongTensor]:
+    """Run the prompt through the language model; returns the last hidden state [R, D] and next positions [R, 1]."""
+    positions = position_ids_from_mask(mask)  # [R, T]
+    hidden = model.model.language_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+    ).last_hidden_state[:, -1]
+    return hidden, positions[:, -1:] + 1
+
+
+def _extend(
+    model: JanusForConditionalGeneration,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.LongTensor,
+    cache: DynamicCache,
+) -> torch.Tensor:
+    """One cached step: embeds [R, 1, D] at `positions` [R, 1], `mask` [R, past + 1] -> last hidden state [R, D]."""
+    return model.model.language_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+    ).last_hidden_state[:, -1]
+
+
+def _check_sampling_args(temperature: float, top_k: int | None, top_p: float = 1.0) -> None:
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be > 0; use top_k=1 (or do_sample=False) for greedy.")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1 or None (no top-k filter).")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p={top_p} must be in (0, 1]; 1.0 disables nucleus filtering.")
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float) -> torch.Tensor:
+    """Top-k then nucleus (top-p) filtering of [R, V] logits; removed entries become -inf."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # [R, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        sorted_probs = sorted_logits.softmax(-1)
+        # Drop a token when the tokens ranked above it already cover top_p (the top token always stays).
+        drop_sorted = sorted_probs.cumsum(-1) - sorted_probs > top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def _pick_tokens(
+    logits: torch.Tensor,
+    *,
+    do_sample: bool,
+    top_k: int | None,
+    top_p: float,
+    generator: torch.Generator | None,
+    return_logps: bool,
+) -> tuple[torch.LongTensor, torch.Tensor | None]:
+    """Choose one token per row of temperature-scaled float32 logits [R, V].
+
+    The returned log-prob is under the *unfiltered* distribution softmax(logits): top-k/top-p only truncate what
+    can be drawn, and the loss-side forward (janus.logprobs) knows nothing about them, as in TRL.
+    """
+    if do_sample:
+        probs = _filter_logits(logits, top_k, top_p).softmax(-1)
+        tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # [R]
+    else:
+        tokens = logits.argmax(-1)  # [R]
+    logps = logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1) if return_logps else None
+    return tokens, logps
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Image tokens (CFG)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_image_tokens(
+    model: JanusForConditionalGeneration,
+    batch: GenerationBatch,
+    *,
+    cfg_weight: float = 5.0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    max_batch_size: int | None = None,
+    return_logps: bool = False,
+) -> ImageSamples:
+    """Sample `num_image_tokens(model)` image tokens per prompt with classifier-free guidance.
+
+    Each step runs the conditional and the unconditional rows (2N, stacked) in one KV-cached forward of the
+    language model, applies the generation head to the last hidden state, mixes `uncond + cfg_weight * (cond -
+    uncond)`, divides by `temperature`, optionally keeps the `top_k` best, samples with `generator` (on the
+    model's device), and feeds the sampled token's generation embedding to both rows.
+
+    `cfg_weight=1` is the conditional-only distribution; the unconditional rows are then skipped (same result,
+    half the work). `max_batch_size` bounds the prompts per forward (chunks are sampled one after another, so the
+    draws depend on it). `return_logps` gives log-probs of the sampled tokens under the CFG-mixed,
+    temperature-scaled distribution before top-k, the quantity `image_token_logps(..., cfg_weight=w)` recomputes.
+    """
+    _check_sampling_args(temperature, top_k)
+    n = batch.input_ids.shape[0]
+    chunk = n if max_batch_size is None else max_batch_size
+    if chunk < 1:
+        raise ValueError(f"max_batch_size={max_batch_size} must be >= 1 or None (all prompts in one forward).")
+    parts = [
+        _sample_image_chunk(
+            model,
+            batch.input_ids[start : start + chunk],
+            batch.uncond_input_ids[start : start + chunk],
+            batch.attention_mask[start : start + chunk],
+            cfg_weight=cfg_weight,
+            temperature=temperature,
+            top_k=top_k,
+            generator=generator,
+            return_logps=return_logps,
+        )
+        for start in range(0, n, chunk)
+    ]
+    tokens = torch.cat([p.tokens for p in parts])
+    logps = torch.cat([p.logps for p in parts]) if return_logps else None
+    return ImageSamples(tokens=tokens, logps=logps)
+
+
+def _sample_image_chunk(
+    model: JanusForConditionalGeneration,
+    input_ids: torch.LongTensor,
+    uncond_input_ids: torch.LongTensor,
+    attention_mask: torch.Tensor,
+    *,
+    cfg_weight: float,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+    return_logps: bool,
+) -> ImageSamples:
+    n, prompt_len = input_ids.shape
+    steps = num_image_tokens(model)
+    with_uncond = uses_uncond(cfg_weight)
+    copies = 2 if with_uncond else 1
+    # Rows [cond_0..cond_{n-1}, uncond_0..uncond_{n-1}]; the uncond prompt shares its cond row's padding.
+    row_ids = torch.cat([input_ids, uncond_input_ids]) if with_uncond else input_ids  # [R, T], R = copies * n
+    mask = attention_mask.long().repeat(copies, 1)  # [R, T]
+    # Preallocate the whole mask once; step i attends to the first T + i columns.
+    full_mask = torch.cat([mask, mask.new_ones(mask.shape[0], steps)], dim=1)  # [R, T + I]
+    cache = DynamicCache(config=model.model.language_model.config)
+    hidden, next_positions = _prefill(model, model.get_input_embeddings()(row_ids), mask, cache)  # [R, D], [R, 1]
+
+    tokens = input_ids.new_zeros(n, steps)  # [N, I]
+    logps = torch.zeros(n, steps, device=input_ids.device) if return_logps else None
+    for step in range(steps):
+        logits = model.model.generation_head(hidden)  # [R, V]
+        mixed = cfg_mix(logits[:n], logits[n:] if with_uncond else None, cfg_weight) / temperature  # [N, V]
+        step_tokens, step_logps = _pick_tokens(
+            mixed, do_sample=True, top_k=top_k, top_p=1.0, generator=generator, return_logps=return_logps
+        )
+        tokens[:, step] = step_tokens
+        if return_logps:
+            logps[:, step] = step_logps
+        if step == steps - 1:
+            break  # the last token's embedding would predict nothing
+        # Both rows of a pair continue from the same sampled token.
+        step_embeds = model.prepare_embeddings_for_image_generation(step_tokens.repeat(copies).unsqueeze(-1))
+        hidden = _extend(model, step_embeds, full_mask[:, : prompt_len + step + 1], next_positions + step, cache)
+    return ImageSamples(tokens=tokens, logps=logps)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Answer tokens (understanding)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _resolve_special_id(model: JanusForConditionalGeneration, value: int | None, name: str) -> int | None:
+    if value is not None:
+        return value
+    for config in (model.generation_config, model.config.text_config):
+        found = getattr(config, name, None)
+        if isinstance(found, list):
+            found = found[0] if found else None
+        if found is not None:
+            return int(found)
+    return None
+
+
+@torch.no_grad()
+def sample_answer_tokens(
+    model: JanusForConditionalGeneration,
+    batch: UnderstandingBatch,
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int | None = None,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+    return_logps: bool = False,
+) -> AnswerSamples:
+    """Sample answers to image + question prompts with a KV cache; stops once every row has produced EOS.
+
+    The image features (vision tower + aligner) replace the placeholder embeddings. `do_sample=False` is greedy.
+    `eos_token_id`/`pad_token_id` default to the model's generation config (pass `processor.special.eos_id` /
+    `.pad_id` to be explicit). `return_logps` gives log-softmax(logits / temperature) of each chosen token before
+    top-k/top-p, the quantity `answer_token_logps` recomputes. Under ZeRO-3 call it with gathered parameters
+    (TRL's `unwrap_model_for_generation`): the early stop differs between ranks.
+    """
+    _check_sampling_args(temperature, top_k, top_p)
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1.")
+    eos_token_id = _resolve_special_id(model, eos_token_id, "eos_token_id")
+    if eos_token_id is None:
+        raise ValueError("eos_token_id is not set on the model; pass eos_token_id=processor.special.eos_id.")
+    pad_token_id = _resolve_special_id(model, pad_token_id, "pad_token_id")
+    pad_token_id = eos_token_id if pad_token_id is None else pad_token_id
+
+    mask = batch.attention_mask.long()  # [N, T]
+    n = mask.shape[0]
+    full_mask = torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1)  # [N, T + L_max]
+    cache = DynamicCache(config=model.model.language_model.config)
+    embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values)  # [N, T, D]
+    hidden, next_positions = _prefill(model, embeds, mask, cache)  # [N, D], [N, 1]
+
+    finished = torch.zeros(n, dtype=torch.bool, device=mask.device)
+    ids, keep, logps = [], [], []
+    for step in range(max_new_tokens):
+        logits = model.lm_head(hidden).float() / temperature  # [N, V]
+        tokens, step_logps = _pick_tokens(
+            logits, do_sample=do_sample, top_k=top_k, top_p=top_p, generator=generator, return_logps=return_logps
+        )
+        tokens = tokens.masked_fill(finished, pad_token_id)
+        ids.append(tokens)
+        keep.append(~finished)
+        if return_logps:
+            logps.append(step_logps.masked_fill(finished, 0.0))
+        finished = finished | (tokens == eos_token_id)
+        if bool(finished.all()) or step == max_new_tokens - 1:
+            break
+        step_embeds = model.get_input_embeddings()(tokens.unsqueeze(-1))  # [N, 1, D]
+        hidden = _extend(model, step_embeds, full_mask[:, : mask.shape[1] + step + 1], next_positions + step, cache)
+    return AnswerSamples(
+        completion_ids=torch.stack(ids, dim=1),  # [N, L]
+        completion_mask=torch.stack(keep, dim=1).long(),  # [N, L]
+        logps=torch.stack(logps, dim=1) if return_logps else None,
+    )
+
+
+__all__ = [
+    "AnswerSamples",
+    "ImageSamples",
+    "cfg_mix",
+    "num_image_tokens",
+    "position_ids_from_mask",
+    "sample_answer_tokens",
+    "sample_image_tokens",
+    "understanding_embeddings",
+    "uses_uncond",
+]

@@ -1,0 +1,233 @@
+"""Configuration for PairGRPO: `PairScriptArguments` (data) and `PairGRPOConfig` (only what PairUni adds to TRL's GRPOConfig).
+
+Defaults are the paper's Janus-Pro-1B settings (method.md §3); everything the paper leaves open is a documented field.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from trl import GRPOConfig
+
+logger = logging.getLogger(__name__)
+
+IMAGE_LOGPROB_MODES = ("cfg", "conditional")
+PAIR_WEIGHTING_MODES = ("sqrt", "linear", "none")
+# Trainable-module groups, by their submodule names in transformers' `JanusForConditionalGeneration`.
+MODULE_GROUPS: dict[str, tuple[str, ...]] = {
+    "language_model": ("model.language_model", "lm_head"),
+    "vision_model": ("model.vision_model",),
+    "aligner": ("model.aligner",),
+    "vqmodel": ("model.vqmodel",),
+    "generation_embeddings": ("model.generation_embeddings", "model.generation_aligner"),
+    "generation_head": ("model.generation_head",),
+}
+DEFAULT_UNDERSTANDING_TEMPLATE = (
+    "{question}\nFirst think about the question step by step inside <think> </think> tags, then give the final "
+    "answer (the option's letter only) inside <answer> </answer> tags, e.g. <think> ... </think><answer>A</answer>."
+)
+
+
+@dataclass
+class PairScriptArguments:
+    """
+    Data arguments of `open_r1/grpo.py`.
+
+    Args:
+        pair_data_path (`str`):
+            PairUG-format JSONL file of (understanding, generation) pairs (see `open_r1.dataset`).
+        image_root (`str`, *optional*):
+            Folder that relative image paths in the pair file are resolved against (default: the file's folder).
+        max_train_pairs (`int`, *optional*):
+            Keep only the first N pairs (smoke tests).
+    """
+
+    pair_data_path: str = field(metadata={"help": "PairUG-format JSONL file of (understanding, generation) pairs."})
+    image_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder relative image paths are resolved against (default: the file's folder)."},
+    )
+    max_train_pairs: int | None = field(default=None, metadata={"help": "Keep only the first N pairs (smoke tests)."})
+
+
+@dataclass
+class PairGRPOConfig(GRPOConfig):
+    r"""
+    Configuration for [`open_r1.trainer.PairGRPOTrainer`]: TRL's `GRPOConfig` plus the PairUni fields below.
+
+    Pair bookkeeping: TRL's sampler repeats every pair row `num_generations` times; each repeated row produces ONE
+    answer rollout and ONE image rollout, so K_u = K_g = `num_generations` and every rank runs both branches on every
+    step (required under ZeRO-3). `per_device_train_batch_size` counts rollout rows, so the paper's "16 pairs x 8
+    rollouts per step" is `per_device_train_batch_size * world_size * gradient_accumulation_steps = 128`.
+
+    > Parameters that control the rollouts
+
+    num_generations_text (`int`, *optional*):
+        K_u, answers per pair. Must equal `num_generations_image`; sets TRL's `num_generations` (paper: 8 for 1B,
+        4 for 7B).
+    num_generations_image (`int`, *optional*):
+        K_g, images per pair.
+    max_prompt_length (`int`, *optional*, defaults to `512`):
+        Maximum text tokens of a question or caption (the 576 expanded image tokens are not counted); longer texts
+        keep their last tokens (TRL's left truncation). `None` disables truncation.
+    cfg_weight (`float`, *optional*, defaults to `5.0`):
+        Classifier-free guidance weight for image sampling (paper: 5).
+    image_temperature (`float`, *optional*, defaults to `1.0`):
+        Sampling temperature for image tokens (the answer temperature is TRL's `temperature`).
+    image_top_k (`int`, *optional*):
+        Top-k filter for image tokens (`None`: full distribution, as in the paper).
+    understanding_prompt_template (`str`):
+        Python format string with `{question}` turning the pair's question into the user turn.
+    understanding_system_prompt (`str`, *optional*):
+        System prompt of the understanding turn (`None`: Janus-Pro's default).
+
+    > Parameters that control the loss
+
+    image_logprob (`str`, *optional*, defaults to `"cfg"`):
+        Policy log-prob of an image token: `"cfg"` = the CFG-mixed, temperature-scaled distribution that sampled the
+        token (importance ratio is exactly on-policy; costs an unconditional forward), or `"conditional"` = the
+        conditional head only (cheap; what T2I-R1 did, which makes the ratio compare a different distribution than
+        the sampler's). The reference model uses the same definition.
+    pair_weighting (`str`, *optional*, defaults to `"sqrt"`):
+        w_p for retrieved pairs: `"sqrt"` (paper) -> sqrt(s_p), `"linear"` -> s_p, `"none"` -> 1. Aligned pairs get 1.
+    understanding_loss_weight (`float`, *optional*, defaults to `1.0`):
+        Weight of the understanding loss (a token mean over answer tokens).
+    generation_loss_weight (`float`, *optional*, defaults to `1.0`):
+        Weight of the generation loss (a token mean over the 576 image tokens, so they do not swamp answers).
+    trainable_modules (`list[str]`, *optional*, defaults to `["language_model"]`):
+        Module groups that train; the rest is frozen before the optimizer is built. Groups: `language_model` (LM body
+        + text head, like T2I-R1/PairUni), `vision_model`, `aligner`, `vqmodel`, `generation_embeddings`,
+        `generation_head`.
+
+    loss_type (`str`, *optional*, defaults to `"bnpo"`):
+        How a task's per-token losses are averaged: `"bnpo"` = token mean over the task's tokens in the micro-batch,
+        `"grpo"` = mean per sequence then over sequences (equal for images, which all have 576 tokens).
+
+    > Parameters that control the rewards
+
+    reward_funcs (`list[str]`, *optional*, defaults to `["accuracy", "format", "hps_v2.1"]`):
+        Reward names from `rewards.REWARD_NAMES`; each applies to its own task. Weights: TRL's `reward_weights`.
+    hps_checkpoint (`str`, *optional*):
+        Local path of `HPS_v2.1_compressed.pt` (needed by `hps_v2.1`).
+    reward_device (`str`, *optional*):
+        Device of reward models (default: the training device).
+
+    > Parameters that control logging
+
+    log_images_steps (`int`, *optional*, defaults to `50`):
+        Every N optimizer steps write a grid of sampled images with prompt and score to `output_dir/samples/` and to
+        the tracker (`report_to`). `0` disables it.
+    num_images_to_log (`int`, *optional*, defaults to `8`):
+        Images per grid.
+    """
+
+    num_generations_text: int | None = field(
+        default=None, metadata={"help": "K_u, answers per pair; must equal num_generations_image (paper: 8 / 4)."}
+    )
+    num_generations_image: int | None = field(default=None, metadata={"help": "K_g, images per pair (paper: 8 / 4)."})
+    max_prompt_length: int | None = field(
+        default=512, metadata={"help": "Max text tokens of a question/caption (image tokens not counted); None: off."}
+    )
+    cfg_weight: float = field(default=5.0, metadata={"help": "CFG weight for image sampling (paper: 5)."})
+    image_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of image tokens."})
+    image_top_k: int | None = field(default=None, metadata={"help": "Top-k for image tokens (None: full softmax)."})
+    understanding_prompt_template: str = field(
+        default=DEFAULT_UNDERSTANDING_TEMPLATE,
+        metadata={"help": "Format string with {question} for the understanding user turn."},
+    )
+    understanding_system_prompt: str | None = field(
+        default=None, metadata={"help": "System prompt of the understanding turn (None: Janus-Pro default)."}
+    )
+    image_logprob: str = field(
+        default="cfg",
+        metadata={"help": "Image-token log-prob: 'cfg' (CFG-mixed, what sampled them) or 'conditional' (cheap)."},
+    )
+    pair_weighting: str = field(default="sqrt", metadata={"help": "w_p for retrieved pairs: sqrt | linear | none."})
+    understanding_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the understanding loss."})
+    generation_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the generation loss."})
+    trainable_modules: list[str] = field(
+        default_factory=lambda: ["language_model"],
+        metadata={"help": f"Module groups that train, from {list(MODULE_GROUPS)}; the rest is frozen."},
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format", "hps_v2.1"],
+        metadata={"help": "Reward names (rewards.REWARD_NAMES); weights go in reward_weights."},
+    )
+    hps_checkpoint: str | None = field(default=None, metadata={"help": "Local path of HPS_v2.1_compressed.pt."})
+    reward_device: str | None = field(default=None, metadata={"help": "Device of reward models (default: training)."})
+    loss_type: str = field(
+        default="bnpo",
+        metadata={"help": "Normalisation within each task: 'bnpo' (token mean, default) or 'grpo' (sequence mean)."},
+    )
+    log_images_steps: int = field(default=50, metadata={"help": "Image grid every N steps (0: off)."})
+    num_images_to_log: int = field(default=8, metadata={"help": "Images per logged grid."})
+
+    def __post_init__(self):
+        self._resolve_rollout_counts()
+        if not torch.cuda.is_available() and self.bf16 is not False and not self.use_cpu:
+            # bf16 mixed precision needs a GPU; the same launch command must also run the CPU demo.
+            if self.bf16:
+                logger.warning("No CUDA device: setting bf16=False (fp32 training on CPU).")
+            self.bf16 = False
+        self._reuse_cpu_distributed_state()
+        if self.gradient_checkpointing:
+            # Reentrant checkpointing drops gradients when the checkpointed block's inputs do not require grad
+            # (frozen generation embeddings feed the LM); non-reentrant checkpointing has no such trap.
+            self.gradient_checkpointing_kwargs = {"use_reentrant": False, **(self.gradient_checkpointing_kwargs or {})}
+        super().__post_init__()
+        self._validate()
+
+    def _reuse_cpu_distributed_state(self) -> None:
+        """Under torchrun on a CPU-only host, keep the gloo `PartialState` built by `open_r1.grpo` (environment.md).
+
+        Otherwise accelerate finds no backend, every rank believes it is alone, and DeepSpeed's batch check fails.
+        """
+        from accelerate import PartialState
+
+        if torch.cuda.is_available() or not self.deepspeed or not PartialState._shared_state:
+            return
+        config = self.accelerator_config
+        if config is None or isinstance(config, dict):
+            self.accelerator_config = {**(config or {}), "use_configured_state": True}
+
+    def _resolve_rollout_counts(self) -> None:
+        k_u, k_g = self.num_generations_text, self.num_generations_image
+        if k_u is None and k_g is None:
+            k_u = k_g = self.num_generations if self.num_generations is not None else 8
+        k_u, k_g = (k_u if k_u is not None else k_g), (k_g if k_g is not None else k_u)
+        if k_u != k_g:
+            raise ValueError(
+                f"num_generations_text={k_u} != num_generations_image={k_g}: each repeated pair row yields one answer "
+                "and one image, so both must be equal (the paper uses K_u = K_g). Set both to the same value."
+            )
+        self.num_generations_text = self.num_generations_image = self.num_generations = k_u
+
+    def _validate(self) -> None:
+        choices = {
+            "image_logprob": IMAGE_LOGPROB_MODES,
+            "pair_weighting": PAIR_WEIGHTING_MODES,
+            "loss_type": ("bnpo", "grpo"),
+            "scale_rewards": ("group", "none"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not supported; use one of {allowed}.")
+        unknown = [m for m in self.trainable_modules if m not in MODULE_GROUPS]
+        if unknown or not self.trainable_modules:
+            raise ValueError(
+                f"trainable_modules={self.trainable_modules} contains unknown groups {unknown} or is empty; "
+                f"use a non-empty subset of {list(MODULE_GROUPS)}."
+            )
+        if "{question}" not in self.understanding_prompt_template:
+            raise ValueError("understanding_prompt_template must contain '{question}' where the question goes.")
+        if min(self.understanding_loss_weight, self.generation_loss_weight) < 0:
+            raise ValueError("understanding_loss_weight and generation_loss_weight must be >= 0.")
+        if self.cfg_weight < 0 or self.image_temperature <= 0:
+            raise ValueError(
+                f"cfg_weight={self.cfg_weight} must be >= 0 and image_temperature={self.image_temperature} > 0."
+            )
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"reward_weights has {len(self.reward_weights)} entries for {len(self.reward_funcs)} reward_funcs "
+                f"{self.reward_funcs}; give one weight per reward."
+            )

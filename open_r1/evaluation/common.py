@@ -1,0 +1,545 @@
+"""What every benchmark driver shares: model loading, atomic and resumable outputs, the batched answer and image
+runners, answer-text parsing, benchmark-file reading, result files and tables.
+
+Deliberately not here: benchmark formats and scoring (one module per benchmark). All model calls go through the
+`janus` package (templates, CFG sampler, VQ decoder), so base and trained checkpoints see identical inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from PIL import Image
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus import JanusProcessor
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """The requested device, else CUDA when available, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """bfloat16 on GPU (Janus-Pro ships bf16 weights), float32 on CPU, unless `dtype` names one of DTYPES."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not supported; use one of {sorted(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def load_model(
+    model_path: str | Path, device: str | None = None, dtype: str | None = None
+) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
+    """`(model, processor)` from a local checkpoint in either Janus format, in eval mode."""
+    import janus
+
+    resolved = resolve_device(device)
+    model, processor = janus.load_pretrained(model_path, dtype=resolve_dtype(dtype, resolved), device=resolved)
+    model.eval()
+    return model, processor
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files: atomic writes (a killed run never leaves a half-written output that resume would take as finished)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a hidden temp file in the same folder, then rename (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The ".tmp" suffix keeps half-written files out of the scorers' `*.png` globs.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+class PredictionLog:
+    """Append-only JSONL of per-sample records keyed by `id`; reopening it skips the ids already answered.
+
+    Each batch is appended with one write + fsync, so a killed run loses at most a partly written last line,
+    which is dropped (and rewritten away) on reload.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        original = self.path.read_text(encoding="utf-8")
+        lines = original.splitlines()
+        kept = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    logger.warning("%s: dropping a partly written last line (the run was interrupted)", self.path)
+                    break
+                raise ValueError(f"{self.path}:{number}: not valid JSON; delete the file to start over.") from None
+            self.records[str(record["id"])] = record
+            kept.append(line + "\n")
+        if "".join(kept) != original:  # drop the broken tail so later appends start on a fresh line
+            atomic_write_text(self.path, "".join(kept))
+
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def append(self, records: Sequence[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        for record in records:
+            self.records[str(record["id"])] = record
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Benchmark files
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def find_files(paths: Sequence[str | Path], patterns: Sequence[str]) -> list[Path]:
+    """Files named directly, plus files matching `patterns` anywhere under named folders (sorted, de-duplicated)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ValueError(f"data path {path} does not exist; pass the downloaded benchmark files or their folder.")
+    if not found:
+        raise ValueError(f"no files matching {list(patterns)} under {[str(p) for p in paths]}; check the data path.")
+    return list(dict.fromkeys(found))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """One benchmark file as a DataFrame: parquet, TSV, JSONL, or a JSON list of objects."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".tsv":
+        return pd.read_csv(path, sep="\t", keep_default_na=False)
+    if suffix == ".jsonl":
+        return pd.read_json(path, lines=True, dtype=False)
+    if suffix == ".json":
+        text = path.read_text(encoding="utf-8")
+        try:
+            return pd.DataFrame(json.loads(text))
+        except json.JSONDecodeError:
+            # Some benchmarks (POPE) ship JSON Lines under a .json name.
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+    raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .parquet, .tsv, .jsonl or .json.")
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing} (found {list(frame.columns)}); see the README.")
+
+
+def decode_image(cell: Any, image_root: str | Path | None = None, where: str = "image") -> Image.Image:
+    """An RGB image from a table cell: {"bytes", "path"} dict (HF parquet), raw bytes, base64 text (TSV) or a path."""
+    if isinstance(cell, dict):
+        if cell.get("bytes") is not None:
+            return decode_image(cell["bytes"], image_root, where)
+        if cell.get("path"):
+            return decode_image(cell["path"], image_root, where)
+        raise ValueError(f"{where}: image dict has neither bytes nor path.")
+    if isinstance(cell, bytes | bytearray):
+        return Image.open(io.BytesIO(cell)).convert("RGB")
+    if isinstance(cell, str) and cell:
+        candidate = Path(image_root) / cell if image_root else Path(cell)
+        if candidate.is_file():
+            return Image.open(candidate).convert("RGB")
+        try:
+            return Image.open(io.BytesIO(base64.b64decode(cell, validate=True))).convert("RGB")
+        except (binascii.Error, OSError):
+            pass
+        raise ValueError(f"{where}: {cell[:80]!r} is neither a file (image_root={image_root}) nor base64 image data.")
+    raise ValueError(f"{where}: unsupported image cell of type {type(cell).__name__}.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Answer parsing: the accuracy reward's own parsers (rewards.reward_understand), so training and evaluation agree
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def extract_yes_no(completion: str) -> str | None:
+    """ "yes" / "no" from a completion's answer span (the `<answer>` content, else the text minus `<think>`), first
+    rule that fires: a leading yes/no, an "answer is yes/no" phrase (the last one), the first standalone yes/no."""
+    from rewards.reward_understand import answer_span
+
+    text = answer_span(completion).lower()
+    leading = re.match(r"\W*(yes|no)\b", text)
+    if leading:
+        return leading.group(1)
+    stated = re.findall(r"\banswer\b\W*(?:is\W*)?(yes|no)\b", text)
+    if stated:
+        return stated[-1]
+    words = re.findall(r"\b(yes|no)\b", text)
+    return words[0] if words else None
+
+
+def choice_letter(completion: str, options: list[str] | dict[str, str] | None = None) -> str | None:
+    """Option letter chosen by a completion, parsed exactly as the accuracy reward parses it."""
+    from rewards.reward_understand import extract_choice
+
+    return extract_choice(completion, options or None)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Understanding runner
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UnderstandingItem:
+    """One question about one image. `question` is the full text after the image (options and instruction included)."""
+
+    id: str
+    question: str
+    answer: str
+    load_image: Callable[[], Image.Image]  # decoded lazily, one batch at a time
+    meta: dict[str, Any] = field(default_factory=dict)  # saved with the prediction (category, split, ...)
+
+
+@dataclass
+class AnswerSettings:
+    """Decoding for understanding benchmarks: greedy by default, identical for base and trained models."""
+
+    batch_size: int = 8
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    do_sample: bool = False
+    system_prompt: str | None = None  # None: the processor's default Janus-Pro system prompt
+
+
+def answer_items(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    items: Sequence[UnderstandingItem],
+    log: PredictionLog,
+    settings: AnswerSettings,
+) -> list[dict[str, Any]]:
+    """Answer every item not yet in `log` in batches (appending each batch), and return all items' records."""
+    if settings.batch_size < 1:
+        raise ValueError(f"batch_size={settings.batch_size} must be >= 1.")
+    pending = [item for item in items if item.id not in log]
+    logger.info(
+        "%d/%d items already answered in %s; answering %d",
+        len(items) - len(pending),
+        len(items),
+        log.path,
+        len(pending),
+    )
+    for start in range(0, len(pending), settings.batch_size):
+        chunk = pending[start : start + settings.batch_size]
+        texts = _answer_batch(model, processor, chunk, settings)
+        log.append(
+            [
+                {**item.meta, "id": item.id, "question": item.question, "answer": item.answer, "prediction": text}
+                for item, text in zip(chunk, texts)
+            ]
+        )
+        logger.info("answered %d/%d", start + len(chunk), len(pending))
+    return [log.records[item.id] for item in items]
+
+
+def _answer_batch(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    items: Sequence[UnderstandingItem],
+    settings: AnswerSettings,
+) -> list[str]:
+    import janus
+
+    prompt_kwargs = {} if settings.system_prompt is None else {"system_prompt": settings.system_prompt}
+    images = [item.load_image() for item in items]
+    batch = processor.encode_understanding([item.question for item in items], images, **prompt_kwargs)
+    samples = janus.sample_answer_tokens(
+        model,
+        batch.to(model_device(model)),
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        do_sample=settings.do_sample,
+        eos_token_id=processor.special.eos_id,
+        pad_token_id=processor.special.pad_id,
+    )
+    return processor.decode_answers(samples.completion_ids.cpu())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Image runner
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GenerationJob:
+    """One prompt to draw. `index` is stable across runs (GenEval line, WISE prompt_id): it fixes the seed."""
+
+    index: int
+    prompt: str
+    is_done: Callable[[], bool]
+    write: Callable[[list[Image.Image]], None]
+
+
+@dataclass
+class GenerationSettings:
+    """Image sampling for generation benchmarks (PairUni and Janus-Pro: CFG 5, temperature 1, no top-k)."""
+
+    samples_per_prompt: int = 4
+    cfg_weight: float = 5.0
+    temperature: float = 1.0
+    seed: int = 0
+    # Prompts per sampler call. 1 makes every prompt's images depend only on (seed, index); with P > 1 the group
+    # {index // P} shares one generator, so outputs are reproducible for the same P (the sampler draws per call).
+    prompts_per_batch: int = 1
+    decode_batch_size: int = 16
+
+
+def prompt_seed(base_seed: int, index: int) -> int:
+    """Seed of the sampler call that starts at prompt `index`: a resumed run redraws exactly the same images."""
+    return base_seed + index
+
+
+def generate_jobs(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    jobs: Sequence[GenerationJob],
+    settings: GenerationSettings,
+) -> int:
+    """Draw images for every job whose outputs are incomplete; returns how many prompts were drawn."""
+    if settings.prompts_per_batch < 1 or settings.samples_per_prompt < 1:
+        raise ValueError(
+            f"prompts_per_batch={settings.prompts_per_batch} and samples_per_prompt={settings.samples_per_prompt} "
+            "must be >= 1."
+        )
+    groups: dict[int, list[GenerationJob]] = {}
+    for job in sorted(jobs, key=lambda j: j.index):
+        groups.setdefault(job.index // settings.prompts_per_batch, []).append(job)
+    drawn = 0
+    for number, group in enumerate(groups.values(), start=1):
+        todo = [job for job in group if not job.is_done()]
+        if not todo:
+            continue
+        seed = prompt_seed(settings.seed, group[0].index)
+        images = sample_images(model, processor, [job.prompt for job in group], settings, seed)
+        for job, job_images in zip(group, images):
+            if job in todo:  # finished prompts keep their files (same seed -> same images anyway)
+                job.write(job_images)
+        drawn += len(todo)
+        logger.info("group %d/%d done (%d prompts drawn so far)", number, len(groups), drawn)
+    return drawn
+
+
+def sample_images(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    prompts: Sequence[str],
+    settings: GenerationSettings,
+    seed: int,
+) -> list[list[Image.Image]]:
+    """`samples_per_prompt` images for each prompt with the janus CFG sampler, seeded by `seed`."""
+    import janus
+
+    device = model_device(model)
+    k = settings.samples_per_prompt
+    batch = processor.encode_generation(list(prompts)).repeat_interleave(k).to(device)  # rows: p0 x k, p1 x k, ...
+    generator = torch.Generator(device=device).manual_seed(seed)
+    tokens = janus.sample_image_tokens(
+        model, batch, cfg_weight=settings.cfg_weight, temperature=settings.temperature, generator=generator
+    ).tokens  # [P * k, I]
+    images: list[Image.Image] = []
+    for start in range(0, tokens.shape[0], settings.decode_batch_size):
+        pixels = janus.decode_image_tokens(model, tokens[start : start + settings.decode_batch_size])  # [b, 3, H, W]
+        images += janus.to_pil(pixels.float().cpu())
+    return [images[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkResult:
+    """What `results.json` holds; `compare_runs` reads `benchmark` and `headline`."""
+
+    benchmark: str
+    model: str
+    headline_metric: str
+    headline: float
+    num_samples: int
+    metrics: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path) -> Path:
+        path = Path(out_dir) / "results.json"
+        write_json(path, asdict(self))
+        return path
+
+
+def percent(numerator: float, denominator: float) -> float:
+    """100 * numerator / denominator, 0 for an empty denominator (rounded to 2 decimals for readable JSON)."""
+    return round(100.0 * numerator / denominator, 2) if denominator else 0.0
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(format_value(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model_path", required=True, help="Local Janus-Pro checkpoint (DeepSeek or transformers).")
+    parser.add_argument("--device", default=None, help="Default: cuda if available, else cpu.")
+    parser.add_argument(
+        "--dtype", default=None, choices=sorted(DTYPES), help="Default: bfloat16 on GPU, else float32."
+    )
+    parser.add_argument("--out_dir", required=True, help="Output folder; rerunning with it resumes.")
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N items (smoke runs).")
+
+
+def add_answer_args(parser: argparse.ArgumentParser) -> None:
+    defaults = AnswerSettings()
+    parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
+    parser.add_argument("--max_new_tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument(
+        "--system_prompt", default=None, help="Override the processor's default system prompt (same for all runs)."
+    )
+
+
+def answer_settings_from_args(args: argparse.Namespace) -> AnswerSettings:
+    return AnswerSettings(
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, system_prompt=args.system_prompt
+    )
+
+
+def add_generation_args(parser: argparse.ArgumentParser, samples_per_prompt: int) -> None:
+    defaults = GenerationSettings()
+    parser.add_argument("--samples_per_prompt", type=int, default=samples_per_prompt)
+    parser.add_argument("--cfg_weight", type=float, default=defaults.cfg_weight)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--prompts_per_batch",
+        type=int,
+        default=defaults.prompts_per_batch,
+        help="Prompts per sampler call (faster on GPU); images are reproducible for the same value.",
+    )
+
+
+def generation_settings_from_args(args: argparse.Namespace) -> GenerationSettings:
+    return GenerationSettings(
+        samples_per_prompt=args.samples_per_prompt,
+        cfg_weight=args.cfg_weight,
+        temperature=args.temperature,
+        seed=args.seed,
+        prompts_per_batch=args.prompts_per_batch,
+    )
+
+
+def add_understanding_args(parser: argparse.ArgumentParser, data_help: str) -> None:
+    """The flags every understanding driver takes: model, data files, output folder, decoding."""
+    add_model_args(parser)
+    parser.add_argument("--data", nargs="+", required=True, help=data_help)
+    add_answer_args(parser)
+
+
+def answer_and_save(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    items: Sequence[UnderstandingItem],
+    out_dir: str | Path,
+    settings: AnswerSettings,
+) -> list[dict[str, Any]]:
+    """Answer `items` into `<out_dir>/predictions.jsonl` (resuming it) and return one record per item."""
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("benchmark items have duplicate ids; pass each benchmark file once.")
+    log = PredictionLog(Path(out_dir) / "predictions.jsonl")
+    return answer_items(model, processor, items, log, settings)
+
+
+def settings_record(args: argparse.Namespace) -> dict[str, Any]:
+    """CLI settings stored in results.json, so a table can say how each number was produced."""
+    return {k: v for k, v in vars(args).items() if isinstance(v, str | int | float | bool | list | type(None))}

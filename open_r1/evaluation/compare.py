@@ -1,0 +1,83 @@
+"""Side-by-side table of runs (e.g. base vs trained) over the paper's six benchmarks, with the paper's numbers.
+
+A run is a folder searched for `results.json` files (one per benchmark, as the drivers write them) or a single
+results.json; scores from external scorers without a results.json (WISE's GPT-4o WiScore) are given as
+`RUN:BENCHMARK=VALUE`. Reference numbers: PairUni (arXiv 2510.25682) main table, method.md §4.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from open_r1.evaluation.common import markdown_table
+
+logger = logging.getLogger(__name__)
+
+# (key, column title, unit) in the paper's column order.
+BENCHMARKS = (
+    ("mmmu", "MMMU", "acc %"),
+    ("mmstar", "MMStar", "acc %"),
+    ("mme", "MME-P", "score"),
+    ("pope", "POPE", "F1 %"),
+    ("geneval", "GenEval", "overall"),
+    ("wise", "WISE", "WiScore"),
+)
+PAPER: dict[str, dict[str, float | None]] = {
+    "Janus-Pro-1B": {"mmmu": 36.3, "mmstar": None, "mme": 1444.0, "pope": 86.2, "geneval": 0.73, "wise": None},
+    "PairUni-1B": {"mmmu": 40.4, "mmstar": 46.4, "mme": 1483.2, "pope": 86.4, "geneval": 0.79, "wise": 0.38},
+    "Janus-Pro-7B": {"mmmu": 41.1, "mmstar": 46.5, "mme": 1567.1, "pope": 87.4, "geneval": 0.79, "wise": 0.35},
+    "PairUni-7B": {"mmmu": 47.0, "mmstar": 49.5, "mme": 1597.7, "pope": 88.0, "geneval": 0.85, "wise": 0.45},
+}
+
+
+def collect_results(path: str | Path) -> dict[str, float]:
+    """`{benchmark: headline}` from a results.json file or every results.json under a folder."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("results.json"))
+    if not files:
+        raise ValueError(f"{path}: no results.json found; run the eval_* scripts with --out_dir under this folder.")
+    scores: dict[str, float] = {}
+    for file in files:
+        result = json.loads(file.read_text(encoding="utf-8"))
+        if "benchmark" not in result or "headline" not in result:
+            raise ValueError(f"{file}: not a results.json written by open_r1.evaluation (needs benchmark, headline).")
+        if result["benchmark"] in scores:
+            raise ValueError(f"{file}: a second {result['benchmark']} result in {path}; keep one per run folder.")
+        scores[result["benchmark"]] = float(result["headline"])
+    return scores
+
+
+def parse_value(text: str) -> tuple[str, str, float]:
+    """ "trained:wise=0.41" -> ("trained", "wise", 0.41)."""
+    try:
+        target, value = text.split("=", 1)
+        run, benchmark = target.split(":", 1)
+        return run, benchmark.lower(), float(value)
+    except ValueError:
+        raise ValueError(f"value {text!r}: expected RUN:BENCHMARK=NUMBER, e.g. trained:wise=0.41.") from None
+
+
+def comparison_table(runs: Mapping[str, Mapping[str, float]], references: Sequence[str] = ()) -> str:
+    """Markdown table: one row per benchmark, one column per run, the change of the last run over the first, and
+    the paper's numbers for `references` (keys of PAPER)."""
+    for name in references:
+        if name not in PAPER:
+            raise ValueError(f"reference {name!r} unknown; choose from {sorted(PAPER)}.")
+    names = list(runs)
+    headers = ["benchmark", "metric", *names]
+    if len(names) > 1:
+        headers.append(f"{names[-1]} - {names[0]}")
+    headers += [f"paper {name}" for name in references]
+    rows = []
+    for key, title, unit in BENCHMARKS:
+        values = [runs[name].get(key) for name in names]
+        row = [title, unit, *values]
+        if len(names) > 1:
+            first, last = values[0], values[-1]
+            row.append(None if first is None or last is None else f"{last - first:+.{2 if abs(last) >= 1 else 3}f}")
+        row += [PAPER[name][key] for name in references]
+        rows.append(row)
+    return markdown_table(headers, rows)

@@ -1,0 +1,190 @@
+"""GenEval: draw images for `evaluation_metadata.jsonl` in the folder layout the official GenEval scorer reads,
+and summarise the scorer's `results.jsonl`.
+
+Layout (what GenEval's own generation script writes; `evaluation/evaluate_images.py` globs it unchanged):
+    <out>/<index:05d>/metadata.jsonl        the prompt's metadata line (one JSON object)
+    <out>/<index:05d>/samples/<i:04d>.png   `samples_per_prompt` images (4 by default)
+    <out>/<index:05d>/grid.png              optional
+Object detection and scoring (mmdet 2.x + Mask2Former) stay in the official repository; not re-implemented here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from PIL import Image
+
+from open_r1.evaluation.common import (
+    BenchmarkResult,
+    GenerationJob,
+    GenerationSettings,
+    add_generation_args,
+    atomic_write_text,
+    generate_jobs,
+    generation_settings_from_args,
+    load_model,
+    markdown_table,
+    save_png,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus import JanusProcessor
+
+logger = logging.getLogger(__name__)
+
+
+def load_metadata(path: str | Path) -> list[dict[str, Any]]:
+    """GenEval's `evaluation_metadata.jsonl`: one JSON object per line with at least `prompt` (and `tag`)."""
+    path = Path(path)
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise ValueError(f"{path}:{number}: field 'prompt' must be a non-empty string; is this GenEval metadata?")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no prompts; pass GenEval's prompts/evaluation_metadata.jsonl.")
+    return rows
+
+
+def prompt_folder(out_dir: str | Path, index: int) -> Path:
+    return Path(out_dir) / f"{index:05d}"
+
+
+def sample_path(folder: Path, sample: int) -> Path:
+    return folder / "samples" / f"{sample:04d}.png"
+
+
+def metadata_text(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, ensure_ascii=False)
+
+
+def is_complete(folder: Path, metadata: dict[str, Any], samples_per_prompt: int, grid: bool) -> bool:
+    """All sample images (and the grid when asked for) exist and metadata.jsonl holds this prompt's metadata."""
+    meta_path = folder / "metadata.jsonl"
+    if not meta_path.is_file() or meta_path.read_text(encoding="utf-8").strip() != metadata_text(metadata):
+        return False
+    if grid and not (folder / "grid.png").is_file():
+        return False
+    return all(sample_path(folder, i).is_file() for i in range(samples_per_prompt))
+
+
+def make_grid(images: Sequence[Image.Image], columns: int) -> Image.Image:
+    """Tile equally sized images row by row into one image."""
+    width, height = images[0].size
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (columns * width, rows * height))
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % columns) * width, (i // columns) * height))
+    return grid
+
+
+def write_prompt(folder: Path, metadata: dict[str, Any], images: Sequence[Image.Image], grid: bool) -> None:
+    """Samples first, metadata.jsonl last: a folder with metadata but missing samples can only be a crash."""
+    for i, image in enumerate(images):
+        save_png(image, sample_path(folder, i))
+    if grid:
+        save_png(make_grid(images, columns=min(len(images), 4)), folder / "grid.png")
+    atomic_write_text(folder / "metadata.jsonl", metadata_text(metadata) + "\n")
+
+
+def build_jobs(
+    metadata: Sequence[dict[str, Any]], out_dir: str | Path, samples_per_prompt: int, grid: bool
+) -> list[GenerationJob]:
+    jobs = []
+    for index, meta in enumerate(metadata):
+        folder = prompt_folder(out_dir, index)
+        jobs.append(
+            GenerationJob(
+                index=index,
+                prompt=meta["prompt"],
+                is_done=lambda f=folder, m=meta: is_complete(f, m, samples_per_prompt, grid),
+                write=lambda images, f=folder, m=meta: write_prompt(f, m, images, grid),
+            )
+        )
+    return jobs
+
+
+def run_geneval(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    metadata_path: str | Path,
+    out_dir: str | Path,
+    settings: GenerationSettings,
+    grid: bool = False,
+    limit: int | None = None,
+) -> int:
+    """Draw every incomplete prompt of the metadata file into `out_dir`; returns how many prompts were drawn."""
+    metadata = load_metadata(metadata_path)[:limit]
+    jobs = build_jobs(metadata, out_dir, settings.samples_per_prompt, grid)
+    drawn = generate_jobs(model, processor, jobs, settings)
+    logger.info("GenEval: %d prompts drawn, %d already complete, in %s", drawn, len(jobs) - drawn, out_dir)
+    return drawn
+
+
+def summarize_results(results_path: str | Path, model: str = "") -> BenchmarkResult:
+    """Score GenEval's `results.jsonl` (from evaluate_images.py) as its summary_scores.py does: accuracy per tag
+    (over images), overall = mean over tags."""
+    frame = pd.read_json(results_path, lines=True)
+    if not {"tag", "correct"} <= set(frame.columns):
+        raise ValueError(f"{results_path}: expected GenEval scorer rows with 'tag' and 'correct' fields.")
+    per_tag = {str(tag): float(group["correct"].mean()) for tag, group in frame.groupby("tag", sort=False)}
+    overall = sum(per_tag.values()) / len(per_tag)
+    return BenchmarkResult(
+        benchmark="geneval",
+        model=model,
+        headline_metric="overall",
+        headline=round(overall, 4),
+        num_samples=len(frame),
+        metrics={
+            "overall": round(overall, 4),
+            "image_accuracy": round(float(frame["correct"].mean()), 4),
+            "per_tag": {k: round(v, 4) for k, v in per_tag.items()},
+        },
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    generate = commands.add_parser("generate", help="Draw images for every GenEval prompt (resumable).")
+    generate.add_argument("--model_path", required=True)
+    generate.add_argument("--metadata", required=True, help="GenEval prompts/evaluation_metadata.jsonl")
+    generate.add_argument("--out_dir", required=True)
+    generate.add_argument("--device", default=None)
+    generate.add_argument("--dtype", default=None)
+    generate.add_argument("--grid", action="store_true", help="Also write grid.png per prompt.")
+    generate.add_argument("--limit", type=int, default=None)
+    add_generation_args(generate, samples_per_prompt=4)
+    summarize = commands.add_parser("summarize", help="Summarise the official scorer's results.jsonl.")
+    summarize.add_argument("--results", required=True, help="results.jsonl written by evaluate_images.py")
+    summarize.add_argument("--out_dir", required=True, help="Where results.json goes (for compare_runs).")
+    summarize.add_argument("--model_name", default="")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        model, processor = load_model(args.model_path, args.device, args.dtype)
+        run_geneval(
+            model, processor, args.metadata, args.out_dir, generation_settings_from_args(args), args.grid, args.limit
+        )
+        return
+    result = summarize_results(args.results, args.model_name)
+    path = result.save(args.out_dir)
+    rows = [[tag, score] for tag, score in result.metrics["per_tag"].items()] + [["overall", result.headline]]
+    print(markdown_table(["GenEval task", "score"], rows))
+    print(f"\nwrote {path}")

@@ -1,0 +1,139 @@
+"""MMStar (1,500 multiple-choice questions): overall, per-category and per-subcategory accuracy.
+
+Input: the hub's parquet (`Lin-Chen/MMStar`, `mmstar.parquet`: index, question, image {"bytes"}, answer, category,
+l2_category, ...) or VLMEvalKit's `MMStar.tsv` (same columns, base64 image). The options are inside the question
+text ("Options: A: ..., B: ..."), so the prompt is the question plus the reward's letter instruction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from open_r1.evaluation.common import (
+    AnswerSettings,
+    BenchmarkResult,
+    UnderstandingItem,
+    add_understanding_args,
+    answer_and_save,
+    answer_settings_from_args,
+    choice_letter,
+    decode_image,
+    find_files,
+    load_model,
+    markdown_table,
+    percent,
+    read_table,
+    require_columns,
+    settings_record,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus import JanusProcessor
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTION = "Answer with the option's letter from the given choices directly."
+# "Options: A: red, B: blue" / one option per line; an option runs until the next ", X:" or line end.
+_OPTION = re.compile(r"(?:^|,\s*|\n\s*)([A-F])\s*[:.]\s*(.+?)(?=,\s*[A-F]\s*[:.]\s|\n|$)", re.S)
+
+
+def parse_options(question: str) -> dict[str, str]:
+    """`{"A": text, ...}` from MMStar's inline "Options: A: x, B: y" block; {} when there is none."""
+    _, found, block = question.rpartition("Options:")
+    if not found:
+        return {}
+    options = {letter: text.strip().rstrip(",") for letter, text in _OPTION.findall(block.strip())}
+    return options if len(options) >= 2 else {}
+
+
+def load_items(paths: Sequence[str | Path], limit: int | None = None) -> list[UnderstandingItem]:
+    items = []
+    for path in find_files(paths, ["*.parquet", "*.tsv"]):
+        frame = read_table(path)
+        require_columns(frame, ["index", "question", "answer", "category", "l2_category", "image"], str(path))
+        for row in frame.to_dict("records"):
+            where = f"{path}:index={row['index']}"
+            items.append(
+                UnderstandingItem(
+                    id=str(row["index"]),
+                    question=f"{row['question']}\n{INSTRUCTION}",
+                    answer=str(row["answer"]).strip(),
+                    load_image=lambda cell=row["image"], w=where: decode_image(cell, where=w),
+                    meta={
+                        "category": str(row["category"]),
+                        "l2_category": str(row["l2_category"]),
+                        "options": parse_options(str(row["question"])),
+                    },
+                )
+            )
+    return items[:limit]
+
+
+def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    by_category: dict[str, list[bool]] = defaultdict(list)
+    by_l2: dict[str, list[bool]] = defaultdict(list)
+    unparsed = 0
+    for record in records:
+        letter = choice_letter(record["prediction"], record["options"])
+        unparsed += letter is None
+        correct = letter == record["answer"].upper()
+        by_category[record["category"]].append(correct)
+        by_l2[f"{record['category']}/{record['l2_category']}"].append(correct)
+    return {
+        "accuracy": percent(sum(sum(v) for v in by_category.values()), len(records)),
+        "per_category": {k: percent(sum(v), len(v)) for k, v in sorted(by_category.items())},
+        "per_l2_category": {k: percent(sum(v), len(v)) for k, v in sorted(by_l2.items())},
+        "unparsed": unparsed,
+    }
+
+
+def run_mmstar(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    data: Sequence[str | Path],
+    out_dir: str | Path,
+    settings: AnswerSettings,
+    limit: int | None = None,
+    model_name: str = "",
+    extra_settings: dict[str, Any] | None = None,
+) -> BenchmarkResult:
+    records = answer_and_save(model, processor, load_items(data, limit), out_dir, settings)
+    metrics = score(records)
+    result = BenchmarkResult(
+        "mmstar", model_name, "accuracy", metrics["accuracy"], len(records), metrics, extra_settings or {}
+    )
+    result.save(out_dir)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_understanding_args(parser, "MMStar parquet / TSV file(s) or their folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    model, processor = load_model(args.model_path, args.device, args.dtype)
+    result = run_mmstar(
+        model,
+        processor,
+        args.data,
+        args.out_dir,
+        answer_settings_from_args(args),
+        args.limit,
+        args.model_path,
+        settings_record(args),
+    )
+    rows = [[category, acc] for category, acc in result.metrics["per_category"].items()]
+    print(markdown_table(["MMStar category", "accuracy %"], rows + [["overall", result.headline]]))

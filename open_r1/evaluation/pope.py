@@ -1,0 +1,168 @@
+"""POPE (object hallucination, COCO val2014): accuracy, precision, recall, F1 and yes-ratio per split
+(random / popular / adversarial), "yes" being the positive class.
+
+Input, either:
+- the hub's parquet (`lmms-lab/POPE`, `data/test-*.parquet`: question_id, question, answer "yes"/"no", image
+  {"bytes"}, category = split), or
+- the official POPE files `coco_pope_{random,popular,adversarial}.json` (JSON lines: question_id, image (file
+  name), text, label) with `--image_root` pointing at COCO val2014 images; the split comes from the file name.
+The headline is the mean F1 over the splits (as LLaVA-style evaluations report POPE); mean accuracy is also given.
+An answer that is neither yes nor no counts as a "no" that is wrong for both classes (never a true negative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from open_r1.evaluation.common import (
+    AnswerSettings,
+    BenchmarkResult,
+    UnderstandingItem,
+    add_understanding_args,
+    answer_and_save,
+    answer_settings_from_args,
+    decode_image,
+    extract_yes_no,
+    find_files,
+    load_model,
+    markdown_table,
+    percent,
+    read_table,
+    settings_record,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus import JanusProcessor
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("random", "popular", "adversarial")
+INSTRUCTION = "Please answer yes or no."
+
+
+def _split_from_name(path: Path) -> str:
+    found = [split for split in SPLITS if split in path.name.lower()]
+    if len(found) != 1:
+        raise ValueError(f"{path}: cannot tell the POPE split from the file name; name it coco_pope_<split>.json.")
+    return found[0]
+
+
+def _normalise_row(row: dict[str, Any], path: Path) -> tuple[str, str, str, Any]:
+    """(split, question, answer, image cell) for a parquet row or an official JSON-lines row."""
+    if "text" in row and "label" in row:  # official POPE files
+        return _split_from_name(path), str(row["text"]), str(row["label"]), row["image"]
+    for column in ("question", "answer", "image", "category"):
+        if column not in row:
+            raise ValueError(
+                f"{path}: missing column {column!r}; expected lmms-lab/POPE parquet or official POPE json."
+            )
+    return str(row["category"]).lower(), str(row["question"]), str(row["answer"]), row["image"]
+
+
+def load_items(
+    paths: Sequence[str | Path], image_root: str | Path | None = None, limit: int | None = None
+) -> list[UnderstandingItem]:
+    items = []
+    for path in find_files(paths, ["*.parquet", "coco_pope_*.json", "*pope*.jsonl"]):
+        for number, row in enumerate(read_table(path).to_dict("records")):
+            split, question, answer, cell = _normalise_row(row, path)
+            if split not in SPLITS or answer.strip().lower() not in ("yes", "no"):
+                raise ValueError(
+                    f"{path}:row {number}: split={split!r} answer={answer!r}; expected {SPLITS} / yes|no."
+                )
+            where = f"{path}:row {number}"
+            items.append(
+                UnderstandingItem(
+                    id=f"{split}/{row.get('question_id', number)}",
+                    question=f"{question}\n{INSTRUCTION}",
+                    answer=answer.strip().lower(),
+                    load_image=lambda c=cell, w=where: decode_image(c, image_root, where=w),
+                    meta={"split": split},
+                )
+            )
+    return items[:limit]
+
+
+def binary_metrics(predictions: Sequence[str | None], labels: Sequence[str]) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 (positive = "yes") and yes-ratio, in %; `None` predictions are wrong."""
+    tp = sum(p == "yes" and y == "yes" for p, y in zip(predictions, labels))
+    fp = sum(p == "yes" and y == "no" for p, y in zip(predictions, labels))
+    tn = sum(p == "no" and y == "no" for p, y in zip(predictions, labels))
+    positives = sum(y == "yes" for y in labels)  # tp + fn
+    return {
+        "accuracy": percent(tp + tn, len(labels)),
+        "precision": percent(tp, tp + fp),
+        "recall": percent(tp, positives),
+        "f1": percent(2 * tp, tp + fp + positives),  # 2PR / (P + R) = 2tp / (2tp + fp + fn)
+        "yes_ratio": percent(sum(p == "yes" for p in predictions), len(labels)),
+        "unparsed": sum(p is None for p in predictions),
+        "count": len(labels),
+    }
+
+
+def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    by_split: dict[str, tuple[list[str | None], list[str]]] = defaultdict(lambda: ([], []))
+    for record in records:
+        predictions, labels = by_split[record["split"]]
+        predictions.append(extract_yes_no(record["prediction"]))
+        labels.append(record["answer"])
+    splits = {split: binary_metrics(*by_split[split]) for split in SPLITS if split in by_split}
+    return {
+        "f1": round(sum(s["f1"] for s in splits.values()) / len(splits), 2) if splits else 0.0,
+        "accuracy": round(sum(s["accuracy"] for s in splits.values()) / len(splits), 2) if splits else 0.0,
+        "splits": splits,
+    }
+
+
+def run_pope(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    data: Sequence[str | Path],
+    out_dir: str | Path,
+    settings: AnswerSettings,
+    image_root: str | Path | None = None,
+    limit: int | None = None,
+    model_name: str = "",
+    extra_settings: dict[str, Any] | None = None,
+) -> BenchmarkResult:
+    records = answer_and_save(model, processor, load_items(data, image_root, limit), out_dir, settings)
+    metrics = score(records)
+    result = BenchmarkResult("pope", model_name, "f1", metrics["f1"], len(records), metrics, extra_settings or {})
+    result.save(out_dir)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_understanding_args(parser, "POPE parquet files (lmms-lab/POPE data/) or coco_pope_<split>.json files")
+    parser.add_argument("--image_root", default=None, help="COCO val2014 folder (official POPE json files only).")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    model, processor = load_model(args.model_path, args.device, args.dtype)
+    result = run_pope(
+        model,
+        processor,
+        args.data,
+        args.out_dir,
+        answer_settings_from_args(args),
+        args.image_root,
+        args.limit,
+        args.model_path,
+        settings_record(args),
+    )
+    keys = ["accuracy", "precision", "recall", "f1", "yes_ratio"]
+    rows = [[split, *(m[k] for k in keys)] for split, m in result.metrics["splits"].items()]
+    rows.append(["mean", result.metrics["accuracy"], None, None, result.metrics["f1"], None])
+    print(markdown_table(["POPE split", *keys], rows))

@@ -1,0 +1,115 @@
+"""Rollout helpers of PairGRPO: pair rows -> Janus batches, reward scoring per task, cross-rank padding.
+
+Kept apart from the trainer class so each piece is a small function; no trainer state here.
+"""
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("understand", "generate")
+
+
+@dataclass
+class PairRows:
+    """The fields PairGRPO reads from one local generation batch of dataset rows (one row per rollout)."""
+
+    questions: list[str]  # understanding user turns, already templated and truncated
+    raw_questions: list[str]  # the pair's question as stored (options are parsed from it by the rewards)
+    answers: list[str]  # gold answers A_u
+    und_images: list[Image.Image]
+    captions: list[str]  # generation prompts C_g
+    similarity: torch.Tensor  # [N] float, NaN when absent
+    is_aligned: torch.Tensor  # [N] bool
+
+
+def truncate_left(tokenizer, text: str, max_tokens: int | None) -> str:
+    """Keep the last `max_tokens` tokens of `text` (TRL's left truncation); `None` keeps everything."""
+    if max_tokens is None:
+        return text
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text
+    logger.warning("A prompt of %d tokens was truncated to max_prompt_length=%d.", len(ids), max_tokens)
+    return tokenizer.decode(ids[-max_tokens:], skip_special_tokens=False)
+
+
+def load_rgb(paths: Sequence[str]) -> list[Image.Image]:
+    """Open each image once (rows of a pair repeat the same path `num_generations` times)."""
+    cache: dict[str, Image.Image] = {}
+    for path in paths:
+        if path not in cache:
+            with Image.open(path) as image:
+                cache[path] = image.convert("RGB")
+    return [cache[p] for p in paths]
+
+
+def pair_rows(rows: list[dict], tokenizer, template: str, max_prompt_length: int | None) -> PairRows:
+    """Read the pair columns of `open_r1.dataset` rows into tensors/lists (one entry per rollout row)."""
+    raw = [r["und_question"] for r in rows]
+    similarity = [r.get("similarity") for r in rows]
+    return PairRows(
+        questions=[truncate_left(tokenizer, template.format(question=q), max_prompt_length) for q in raw],
+        raw_questions=raw,
+        answers=[r["und_answer"] for r in rows],
+        und_images=load_rgb([r["und_image_path"] for r in rows]),
+        captions=[truncate_left(tokenizer, r["prompt"], max_prompt_length) for r in rows],
+        similarity=torch.tensor([math.nan if s is None else float(s) for s in similarity], dtype=torch.float32),
+        is_aligned=torch.tensor([r.get("pair_type") == "aligned" for r in rows], dtype=torch.bool),
+    )
+
+
+def score_task(funcs: Sequence, prompts: list[str], completions: list, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run one task's reward functions; NaN-aware weighted sum.
+
+    Returns (total [N]: sum_i w_i * r_i over the functions that apply, NaN where none does;
+    raw [N, F]: each function's unweighted reward, NaN for None).
+    """
+    n = len(prompts)
+    if not funcs:
+        return torch.full((n,), math.nan), torch.empty(n, 0)
+    columns = []
+    for func in funcs:
+        values = func(prompts, completions, **kwargs)
+        if len(values) != n:
+            raise ValueError(f"reward {func.name!r} returned {len(values)} values for {n} rollouts; return one each.")
+        columns.append([math.nan if v is None else float(v) for v in values])
+    raw = torch.tensor(columns, dtype=torch.float32).T  # [N, F]
+    weights = torch.tensor([float(f.weight) for f in funcs], dtype=torch.float32)  # [F]
+    weighted = raw * weights
+    total = torch.where(torch.isnan(weighted), 0.0, weighted).sum(dim=1)
+    total[torch.isnan(raw).all(dim=1)] = math.nan  # no reward applies: leave the row out of the group stats
+    return total, raw
+
+
+def pad_right(ids: torch.Tensor, mask: torch.Tensor, length: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad completion ids/mask [N, L] to `length` (a common length keeps ZeRO-3 module calls in lock step)."""
+    extra = length - ids.shape[1]
+    if extra <= 0:
+        return ids, mask
+    return (
+        torch.cat([ids, ids.new_full((ids.shape[0], extra), pad_id)], dim=1),
+        torch.cat([mask, mask.new_zeros((mask.shape[0], extra))], dim=1),
+    )
+
+
+def nan_mean_std(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and std of the non-NaN entries (NaN, NaN when there are none)."""
+    valid = values[~torch.isnan(values)]
+    if valid.numel() == 0:
+        return math.nan, math.nan
+    return valid.mean().item(), (valid.std().item() if valid.numel() > 1 else 0.0)
+
+
+def frac_zero_std(rewards: torch.Tensor, group_size: int) -> float:
+    """Fraction of groups whose (non-NaN) rewards are all identical: those groups give no learning signal."""
+    grouped = rewards.view(-1, group_size)  # [B, G]
+    lo = torch.where(torch.isnan(grouped), math.inf, grouped).amin(dim=1)
+    hi = torch.where(torch.isnan(grouped), -math.inf, grouped).amax(dim=1)
+    return ((hi - lo) <= 1e-8).float().mean().item() if grouped.shape[0] else math.nan

@@ -1,0 +1,107 @@
+"""Answer questions about images with a Janus-Pro checkpoint: JSONL of image_path + question -> JSONL with answers.
+
+Usage:
+    python scripts/answer_questions.py --model_path deepseek-ai/Janus-Pro-1B --input q.jsonl --output a.jsonl
+Each input line needs "image_path" (absolute, or relative to --image_root, default: the input file's folder) and
+"question"; every input field is kept and "answer" is added. Greedy decoding unless --do_sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+import janus
+from janus.sampling import sample_answer_tokens
+
+logger = logging.getLogger("answer_questions")
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def read_questions(path: Path, image_root: Path) -> list[dict]:
+    """Records with "image_path" resolved against `image_root` and a "question"; errors name file:line:field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--input {path} does not exist; pass a JSONL file of image_path + question.")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        for field in ("image_path", "question"):
+            if not isinstance(record.get(field), str):
+                raise ValueError(f"{path}:{number}: field {field!r} is missing or not a string; add it.")
+        image_path = Path(record["image_path"])
+        image_path = image_path if image_path.is_absolute() else image_root / image_path
+        if not image_path.is_file():
+            raise FileNotFoundError(
+                f"{path}:{number}: image_path {image_path} does not exist; fix it or --image_root."
+            )
+        records.append(record | {"_resolved_image": str(image_path)})
+    return records
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--model_path", required=True, help="Local checkpoint folder (original or transformers format)."
+    )
+    parser.add_argument("--input", required=True, type=Path, help="JSONL with image_path and question fields.")
+    parser.add_argument("--output", required=True, type=Path, help="JSONL written with an added answer field.")
+    parser.add_argument("--image_root", type=Path, default=None, help="Base of relative image paths.")
+    parser.add_argument("--max_new_tokens", type=int, default=256, help="Answer length limit.")
+    parser.add_argument("--do_sample", action="store_true", help="Sample instead of greedy decoding.")
+    parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (> 0).")
+    parser.add_argument("--top_p", type=float, default=1.0, help="Nucleus sampling mass.")
+    parser.add_argument("--top_k", type=int, default=None, help="Keep the k most likely tokens (default: all).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling generator.")
+    parser.add_argument("--batch_size", type=int, default=8, help="Questions answered together.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device.")
+    parser.add_argument(
+        "--dtype", choices=sorted(DTYPES), default=None, help="Default: bfloat16 on CUDA, else float32."
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch_size {args.batch_size} must be >= 1.")
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
+    records = read_questions(args.input, args.image_root or args.input.parent)
+    model, processor = janus.load_pretrained(args.model_path, dtype=dtype, device=args.device)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("Answering %d questions from %s", len(records), args.input)
+    with args.output.open("w", encoding="utf-8") as out:
+        for start in tqdm(range(0, len(records), args.batch_size), desc="batches"):
+            chunk = records[start : start + args.batch_size]
+            images = [Image.open(r["_resolved_image"]).convert("RGB") for r in chunk]
+            batch = processor.encode_understanding([r["question"] for r in chunk], images).to(args.device)
+            samples = sample_answer_tokens(
+                model,
+                batch,
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                top_k=args.top_k,
+                do_sample=args.do_sample,
+                generator=generator,
+                eos_token_id=processor.special.eos_id,
+                pad_token_id=processor.special.pad_id,
+            )
+            for record, answer in zip(chunk, processor.decode_answers(samples.completion_ids)):
+                result = {k: v for k, v in record.items() if k != "_resolved_image"} | {"answer": answer}
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    logger.info("Wrote %d answers to %s", len(records), args.output)
+
+
+if __name__ == "__main__":
+    main()

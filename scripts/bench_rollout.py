@@ -1,0 +1,244 @@
+"""Benchmark image-token rollouts: `janus.sampling.sample_image_tokens` against the original inference loop.
+
+Measures image tokens/s and peak extra memory (CUDA: max_memory_allocated; CPU: peak RSS growth polled every
+2 ms) on the tiny checkpoint and on a medium random config (Llama LM 1024 x 12 layers, ~0.37 B parameters;
+fewer image tokens than Janus-Pro's 576 so that it finishes in a minute or two on a CPU). Baselines on the same
+model and the same equal-length batch:
+- "original loop": the DeepSeek inference script's loop (cond/uncond rows interleaved, no mask, KV cache from
+  `past_key_values`, gen head on the last state, CFG mix, softmax, multinomial);
+- "transformers generate": `model.generate(generation_mode="image")` (static cache, CFG processor).
+With one seeded generator the sampler and the original loop draw from the same distributions, so the share of
+identical tokens is printed as a sanity check (float noise can flip an occasional draw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+import torch
+from transformers import DynamicCache, GenerationConfig, JanusConfig, JanusForConditionalGeneration
+
+import janus
+from janus.sampling import num_image_tokens, sample_image_tokens
+
+logger = logging.getLogger("bench_rollout")
+
+
+@dataclass
+class Result:
+    config: str
+    method: str
+    rows: int
+    image_tokens: int
+    seconds: float
+    peak_mib: float
+    match: float | None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.rows * self.image_tokens / self.seconds
+
+
+class PeakMemory:
+    """Peak extra memory of a block: CUDA allocator peak, or the process RSS polled on a thread (CPU)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_bytes = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        self._process, self._stop = psutil.Process(), threading.Event()
+        self._base = self._process.memory_info().rss
+        self._max = self._base
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.002):
+            self._max = max(self._max, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self._max, self._process.memory_info().rss) - self._base
+
+
+@torch.no_grad()
+def original_loop(model, input_ids, uncond_input_ids, cfg_weight, temperature, generator) -> torch.Tensor:
+    """The DeepSeek inference loop, written out: equal-length rows, cond/uncond interleaved, no attention mask."""
+    n = input_ids.shape[0]
+    steps = num_image_tokens(model)
+    rows = torch.stack([input_ids, uncond_input_ids], dim=1).reshape(2 * n, -1)  # [2N, T]: cond, uncond, ...
+    inputs_embeds = model.get_input_embeddings()(rows)
+    tokens = input_ids.new_zeros(n, steps)
+    past = None
+    for step in range(steps):
+        out = model.model.language_model(inputs_embeds=inputs_embeds, use_cache=True, past_key_values=past)
+        past = out.past_key_values
+        logits = model.model.generation_head(out.last_hidden_state[:, -1])  # [2N, V]
+        cond, uncond = logits[0::2].float(), logits[1::2].float()
+        probs = torch.softmax((uncond + cfg_weight * (cond - uncond)) / temperature, dim=-1)
+        next_token = torch.multinomial(probs, num_samples=1, generator=generator)  # [N, 1]
+        tokens[:, step] = next_token.squeeze(-1)
+        both = torch.cat([next_token, next_token], dim=1).reshape(-1)  # [2N]: same token for cond and uncond
+        inputs_embeds = model.prepare_embeddings_for_image_generation(both).unsqueeze(1)  # [2N, 1, D]
+    return tokens
+
+
+@torch.no_grad()
+def transformers_generate(model, input_ids, attention_mask, special, cfg_weight, temperature) -> torch.Tensor:
+    """transformers' own Janus image generation (unbatched-CFG by repeat, static cache)."""
+    config = GenerationConfig(
+        do_sample=True,
+        temperature=temperature,
+        guidance_scale=cfg_weight,
+        bos_token_id=special["bos"],
+        pad_token_id=special["pad"],
+        eos_token_id=special["eos"],
+        max_new_tokens=num_image_tokens(model),
+        generation_kwargs={"boi_token_id": special["boi"]},
+    )
+    return model.generate(
+        input_ids, attention_mask=attention_mask, generation_config=config, generation_mode="image"
+    )
+
+
+def medium_model(grid: int, seed: int) -> JanusForConditionalGeneration:
+    """Random Janus layout with a 1024 x 12 Llama LM, Janus-Pro vocab/codebook sizes, grid x grid image tokens."""
+    torch.manual_seed(seed)
+    text = dict(
+        model_type="llama",
+        vocab_size=102400,
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=12,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        max_position_embeddings=4096,
+    )
+    vision = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, image_size=16 * grid, patch_size=16)
+    vision |= dict(projection_dim=1024, num_image_tokens=grid * grid)
+    vq = dict(num_embeddings=16384, embed_dim=8, base_channels=32, latent_channels=32, num_res_blocks=1)
+    vq |= dict(projection_dim=1024, image_token_embed_dim=1024)
+    config = JanusConfig(text_config=text, vision_config=vision, vq_config=vq, image_token_id=100581)
+    config.tie_word_embeddings = False
+    return JanusForConditionalGeneration(config).eval()
+
+
+def prompt_batch(processor, rows: int, prompt: str):
+    """Equal-length rows (one prompt repeated) so the unmasked original loop is valid on them."""
+    return processor.encode_generation([prompt] * rows)
+
+
+def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float, float]:
+    with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        tokens = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+    return tokens, seconds, memory.peak_bytes / 2**20
+
+
+def bench_model(name: str, model, processor, args) -> list[Result]:
+    device = model.device
+    batch = prompt_batch(processor, args.rows, args.prompt).to(device)
+    special = processor.special
+    ids = {"bos": special.bos_id, "eos": special.eos_id, "pad": special.pad_id, "boi": special.boi_id}
+    steps = num_image_tokens(model)
+
+    def ours():
+        generator = torch.Generator(device).manual_seed(args.seed)
+        return sample_image_tokens(model, batch, cfg_weight=args.cfg_weight, generator=generator).tokens
+
+    def original():
+        generator = torch.Generator(device).manual_seed(args.seed)
+        return original_loop(model, batch.input_ids, batch.uncond_input_ids, args.cfg_weight, 1.0, generator)
+
+    def hf():
+        return transformers_generate(model, batch.input_ids, batch.attention_mask, ids, args.cfg_weight, 1.0)
+
+    methods = {"janus sampler": ours, "original loop": original}
+    if not args.skip_transformers_generate:
+        methods["transformers generate"] = hf
+    results, reference = [], None
+    for method, fn in methods.items():
+        fn()  # warm-up (allocator, kernels); not timed
+        tokens, seconds, peak = min((timed(fn, device) for _ in range(args.repeats)), key=lambda r: r[1])
+        if reference is None:
+            reference = tokens
+        match = float((tokens == reference).float().mean()) if method == "original loop" else None
+        results.append(Result(name, method, args.rows, steps, seconds, peak, match))
+        logger.info("%s / %s: %.2f s", name, method, seconds)
+    return results
+
+
+def print_table(results: list[Result]) -> None:
+    header = f"{'config':<8} {'method':<22} {'rows':>4} {'img tok':>7} {'seconds':>8} {'tok/s':>9} {'peak MiB':>9}"
+    print(header + "  same tokens as sampler")
+    print("-" * (len(header) + 24))
+    for r in results:
+        match = f"{100 * r.match:.1f}%" if r.match is not None else ""
+        print(
+            f"{r.config:<8} {r.method:<22} {r.rows:>4} {r.image_tokens:>7} {r.seconds:>8.2f} "
+            f"{r.tokens_per_s:>9.1f} {r.peak_mib:>9.1f}  {match}"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="tiny,medium", help="Comma list of: tiny, medium.")
+    parser.add_argument("--rows", type=int, default=4, help="Images sampled together (N; 2N rows with CFG).")
+    parser.add_argument("--medium_grid", type=int, default=12, help="Medium config: grid^2 image tokens (24 = 576).")
+    parser.add_argument("--cfg_weight", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=1, help="Timed runs per method (the fastest is kept).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument("--prompt", default="A photo of a red apple on a wooden table.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip_transformers_generate", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model, processor = janus.load_pretrained(janus.build_tiny_checkpoint(tmp), device=args.device)
+        for name in args.configs.split(","):
+            if name == "tiny":
+                results += bench_model("tiny", model, processor, args)
+            elif name == "medium":
+                # The tiny checkpoint's processor supplies prompts; the ids fit the medium vocab (102400).
+                medium = medium_model(args.medium_grid, args.seed).to(args.device)
+                params = sum(p.numel() for p in medium.parameters())
+                logger.info("medium config: %.0f M parameters, %d image tokens", params / 1e6, args.medium_grid**2)
+                results += bench_model("medium", medium, processor, args)
+            else:
+                raise ValueError(f"--configs entry {name!r} is unknown; use tiny and/or medium.")
+    print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}")
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""MME: answer the yes/no questions, score acc / acc+ per subtask and the perception / cognition totals.
+
+Usage: see `python scripts/eval_mme.py --help` and the README's "Evaluate" section; the logic lives in
+open_r1/evaluation/mme.py.
+"""
+
+from open_r1.evaluation.mme import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""MMMU validation: answer, score (multiple choice + open) and write predictions.jsonl + results.json.
+
+Usage: see `python scripts/eval_mmmu.py --help` and the README's "Evaluate" section; the logic lives in
+open_r1/evaluation/mmmu.py.
+"""
+
+from open_r1.evaluation.mmmu import main
+
+if __name__ == "__main__":
+    main()

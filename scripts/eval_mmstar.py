@@ -1,0 +1,10 @@
+"""MMStar: answer, score (overall and per category) and write predictions.jsonl + results.json.
+
+Usage: see `python scripts/eval_mmstar.py --help` and the README's "Evaluate" section; the logic lives in
+open_r1/evaluation/mmstar.py.
+"""
+
+from open_r1.evaluation.mmstar import main
+
+if __name__ == "__main__":
+    main()

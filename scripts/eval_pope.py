@@ -1,0 +1,10 @@
+"""POPE: answer the yes/no questions, score accuracy / precision / recall / F1 / yes-ratio per split.
+
+Usage: see `python scripts/eval_pope.py --help` and the README's "Evaluate" section; the logic lives in
+open_r1/evaluation/pope.py.
+"""
+
+from open_r1.evaluation.pope import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Shared evaluation machinery: resumable prediction logs, atomic writes, image cells, yes/no parsing, the runners."""
+
+import base64
+import json
+
+import pytest
+from PIL import Image
+
+from open_r1.evaluation.common import (
+    AnswerSettings,
+    PredictionLog,
+    UnderstandingItem,
+    answer_items,
+    decode_image,
+    extract_yes_no,
+    markdown_table,
+    percent,
+    write_json,
+)
+
+
+def test_prediction_log_resumes_and_drops_a_partly_written_last_line(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text('{"id": "a", "prediction": "yes"}\n{"id": "b", "prediction": "no"}\n{"id": "c", "pred')
+    log = PredictionLog(path)
+    assert set(log.records) == {"a", "b"} and "c" not in log
+    log.append([{"id": "c", "prediction": "yes"}])
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c"]
+    assert set(PredictionLog(path).records) == {"a", "b", "c"}
+
+
+def test_prediction_log_refuses_a_corrupt_middle_line(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
+    with pytest.raises(ValueError, match="predictions.jsonl:2"):
+        PredictionLog(path)
+
+
+def test_write_json_is_atomic_and_leaves_no_temp_files(tmp_path):
+    write_json(tmp_path / "sub" / "results.json", {"x": 1})
+    write_json(tmp_path / "sub" / "results.json", {"x": 2})
+    assert json.loads((tmp_path / "sub" / "results.json").read_text()) == {"x": 2}
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["results.json"]
+
+
+def test_decode_image_reads_every_published_cell_format(tmp_path, png):
+    data = png("blue", (20, 10))
+    (tmp_path / "x.png").write_bytes(data)
+    cells = [{"bytes": data, "path": None}, data, base64.b64encode(data).decode(), "x.png"]
+    for cell in cells:
+        image = decode_image(cell, image_root=tmp_path)
+        assert image.size == (20, 10) and image.mode == "RGB" and image.getpixel((0, 0)) == (0, 0, 255)
+    with pytest.raises(ValueError, match="neither a file"):
+        decode_image("missing.jpg", image_root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("Yes", "yes"),
+        ("no.", "no"),
+        ("Yes, there is a dog in the image.", "yes"),
+        ("There is no dog, so the answer is yes.", "yes"),
+        ("I see no dog here.", "no"),
+        ("<think>Maybe yes, maybe not.</think><answer>No</answer>", "no"),
+        ("<think>It says no.</think> Yes", "yes"),
+        ("Nothing is visible.", None),
+        ("I cannot tell.", None),
+    ],
+)
+def test_extract_yes_no(completion, expected):
+    assert extract_yes_no(completion) == expected
+
+
+def test_percent_and_table_formatting():
+    assert percent(1, 3) == 33.33 and percent(0, 0) == 0.0
+    table = markdown_table(["a", "b"], [["x", 1.5], ["y", None]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.50 |", "| y | - |"]
+
+
+def test_answer_items_answers_only_what_is_missing(tiny_janus, tmp_path, count_calls):
+    model, processor = tiny_janus
+    calls = count_calls("sample_answer_tokens")
+    items = [
+        UnderstandingItem(str(i), f"Question {i}?", "yes", lambda: Image.new("RGB", (40, 30), "red"), {"k": i})
+        for i in range(5)
+    ]
+    log = PredictionLog(tmp_path / "predictions.jsonl")
+    settings = AnswerSettings(batch_size=2, max_new_tokens=4)
+    first = answer_items(model, processor, items[:3], log, settings)
+    assert calls == [2, 1]
+    records = answer_items(model, processor, items, PredictionLog(tmp_path / "predictions.jsonl"), settings)
+    assert calls == [2, 1, 2]  # only items 3 and 4 were new
+    assert records[:3] == first
+    assert [r["id"] for r in records] == ["0", "1", "2", "3", "4"] and records[4]["k"] == 4
+    assert all(isinstance(r["prediction"], str) for r in records)

@@ -1,0 +1,289 @@
+"""MMMU, MMStar, MME and POPE drivers: loaders on fixtures written in each benchmark's published format, scoring
+arithmetic on hand-made predictions, and end-to-end runs (resume included) with the tiny model."""
+
+import base64
+import json
+
+import pandas as pd
+import pytest
+
+from open_r1.evaluation import mme, mmmu, mmstar, pope
+from open_r1.evaluation.common import AnswerSettings
+
+SETTINGS = AnswerSettings(batch_size=4, max_new_tokens=4)
+
+
+# ------------------------------------------------------------------------------------------------------------ MMMU
+
+
+@pytest.fixture
+def mmmu_dir(tmp_path, png):
+    def image(color, size=(40, 30)):
+        return {"bytes": png(color, size), "path": f"{color}.png"}
+
+    rows = [
+        {
+            "id": "validation_Art_Theory_1",
+            "question": "Who painted <image 1>?",
+            "options": "['Monet', 'Manet']",
+            "answer": "B",
+            "question_type": "multiple-choice",
+            "image_1": image("red"),
+        },
+        {
+            "id": "validation_Art_Theory_2",
+            "question": "Which is older?",
+            "options": "['<image 1>', '<image 2>']",
+            "answer": "A",
+            "question_type": "multiple-choice",
+            "image_1": image("red", (20, 30)),
+            "image_2": image("blue", (60, 60)),
+        },
+        {
+            "id": "validation_Math_1",
+            "question": "Solve <image 1>.",
+            "options": "[]",
+            "answer": "['3.5', '7/2']",
+            "question_type": "open",
+            "image_1": image("green"),
+        },
+    ]
+    for subject in ("Art_Theory", "Math"):
+        folder = tmp_path / "MMMU" / subject
+        folder.mkdir(parents=True)
+        frame = pd.DataFrame([r for r in rows if f"_{subject}_" in r["id"]])
+        for n in range(1, 8):
+            frame[f"image_{n}"] = frame.get(f"image_{n}", None)
+        frame.to_parquet(folder / "validation-00000-of-00001.parquet")
+    return tmp_path / "MMMU"
+
+
+def test_mmmu_loader_builds_prompts_and_composes_images(mmmu_dir):
+    items = {item.id: item for item in mmmu.load_items([mmmu_dir])}
+    assert list(items) == ["validation_Art_Theory_1", "validation_Art_Theory_2", "validation_Math_1"]
+    first = items["validation_Art_Theory_1"]
+    assert first.question == "Who painted the image?\nA. Monet\nB. Manet\n" + mmmu.MC_INSTRUCTION
+    assert first.meta["subject"] == "Art_Theory" and first.load_image().size == (40, 30)
+    second = items["validation_Art_Theory_2"]
+    assert second.question.splitlines() == [
+        "The picture shows 2 images side by side, from left to right: image 1, image 2.",
+        "Which is older?",
+        "A. image 1",
+        "B. image 2",
+        mmmu.MC_INSTRUCTION,
+    ]
+    # 20x30 and 60x60 scaled to height 60: 40 + 4 (gap) + 60 wide.
+    assert second.load_image().size == (104, 60)
+    assert items["validation_Math_1"].question == "Solve the image.\n" + mmmu.OPEN_INSTRUCTION
+
+
+def test_mmmu_scoring_multiple_choice_and_open():
+    records = [
+        {
+            "subject": "Art",
+            "question_type": "multiple-choice",
+            "options": ["x", "y"],
+            "answer": "B",
+            "prediction": "B",
+        },
+        {
+            "subject": "Art",
+            "question_type": "multiple-choice",
+            "options": ["x", "y"],
+            "answer": "A",
+            "prediction": "y",
+        },
+        {
+            "subject": "Art",
+            "question_type": "multiple-choice",
+            "options": ["x", "y"],
+            "answer": "A",
+            "prediction": "?",
+        },
+        {
+            "subject": "Math",
+            "question_type": "open",
+            "options": [],
+            "answer": "['3.5', '7/2']",
+            "prediction": "<think>half of 7</think><answer>3.50</answer>",
+        },
+        {"subject": "Math", "question_type": "open", "options": [], "answer": "12", "prediction": "13"},
+    ]
+    metrics = mmmu.score(records)
+    # B right; "y" is option B's text (wrong); "?" unparsed (wrong); 3.50 == 3.5 (right); 13 != 12.
+    assert metrics["accuracy"] == 40.0
+    assert metrics["per_subject"] == {"Art": 33.33, "Math": 50.0}
+    assert metrics["per_question_type"] == {"multiple-choice": 33.33, "open": 50.0}
+    assert metrics["unparsed_multiple_choice"] == 1
+
+
+def test_mmmu_end_to_end_and_cli(tiny_janus_path, mmmu_dir, tmp_path):
+    out = tmp_path / "mmmu_out"
+    args = ["--model_path", str(tiny_janus_path), "--data", str(mmmu_dir), "--out_dir", str(out)]
+    mmmu.main([*args, "--batch_size", "2", "--max_new_tokens", "3", "--device", "cpu"])
+    result = json.loads((out / "results.json").read_text())
+    assert result["benchmark"] == "mmmu" and result["num_samples"] == 3
+    assert result["settings"]["max_new_tokens"] == 3
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [
+        "validation_Art_Theory_1",
+        "validation_Art_Theory_2",
+        "validation_Math_1",
+    ]
+    assert result["headline"] == mmmu.score(predictions)["accuracy"]
+
+
+# ----------------------------------------------------------------------------------------------------------- MMStar
+
+
+def test_mmstar_options_and_per_category_scores(tmp_path, png):
+    question = "What is shown?\nOptions: A: a cat, B: a dog, sleeping, C: a bird, D: a fish"
+    assert mmstar.parse_options(question) == {"A": "a cat", "B": "a dog, sleeping", "C": "a bird", "D": "a fish"}
+    rows = [
+        {
+            "index": i,
+            "question": question,
+            "answer": answer,
+            "category": category,
+            "l2_category": "l2",
+            "image": base64.b64encode(png()).decode(),
+        }
+        for i, (answer, category) in enumerate([("A", "coarse"), ("B", "coarse"), ("C", "math")])
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "MMStar.tsv", sep="\t", index=False)
+    items = mmstar.load_items([tmp_path / "MMStar.tsv"])
+    assert items[0].question == question + "\n" + mmstar.INSTRUCTION and items[0].load_image().size == (40, 30)
+    predictions = ["A", "a dog, sleeping", "The answer is B."]
+    records = [{**item.meta, "answer": item.answer, "prediction": p} for item, p in zip(items, predictions)]
+    metrics = mmstar.score(records)
+    assert metrics["accuracy"] == 66.67
+    assert metrics["per_category"] == {"coarse": 100.0, "math": 0.0}
+    assert metrics["per_l2_category"] == {"coarse/l2": 100.0, "math/l2": 0.0}
+
+
+# -------------------------------------------------------------------------------------------------------------- MME
+
+
+def test_mme_accuracy_plus_and_perception_score():
+    def record(subtask, image, answer, prediction):
+        return {"subtask": subtask, "image_key": f"{subtask}/{image}", "answer": answer, "prediction": prediction}
+
+    records = [
+        record("existence", "1.png", "yes", "Yes"),
+        record("existence", "1.png", "no", "No."),
+        record("existence", "2.png", "yes", "yes"),
+        record("existence", "2.png", "no", "Yes, it is."),
+        record("count", "3.png", "yes", "I am not sure."),
+        record("count", "3.png", "no", "yes"),
+        record("code_reasoning", "4.png", "yes", "<think>run it</think><answer>yes</answer>"),
+        record("code_reasoning", "4.png", "no", "no"),
+    ]
+    metrics = mme.score(records)
+    # existence: 3/4 questions, 1/2 images -> 75 + 50; count: 0 + 0; code_reasoning: 100 + 100.
+    assert metrics["subtasks"]["existence"] == {"acc": 75.0, "acc_plus": 50.0, "score": 125.0}
+    assert metrics["subtasks"]["count"] == {"acc": 0.0, "acc_plus": 0.0, "score": 0.0}
+    assert metrics["perception"] == 125.0 and metrics["cognition"] == 200.0
+    assert "ocr" in metrics["missing_subtasks"]
+
+
+@pytest.fixture
+def mme_parquet(tmp_path, png):
+    rows = []
+    for image, category in (("a.png", "existence"), ("b.png", "OCR"), ("c.png", "code_reasoning")):
+        for answer in ("Yes", "No"):
+            rows.append(
+                {
+                    "question_id": image,
+                    "question": f"Is it {answer}? Please answer yes or no.",
+                    "answer": answer,
+                    "category": category,
+                    "image": {"bytes": png(), "path": image},
+                }
+            )
+    path = tmp_path / "test-00000-of-00001.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_mme_loader_and_resumed_run(tiny_janus, mme_parquet, tmp_path, count_calls):
+    model, processor = tiny_janus
+    items = mme.load_items([mme_parquet])
+    assert [i.meta["subtask"] for i in items] == ["existence"] * 2 + ["ocr"] * 2 + ["code_reasoning"] * 2
+    assert items[0].meta["image_key"] == items[1].meta["image_key"] == "existence/a.png"
+    assert items[0].answer == "yes" and len({i.id for i in items}) == 6
+    calls = count_calls("sample_answer_tokens")
+    out = tmp_path / "mme_out"
+    mme.run_mme(model, processor, [mme_parquet], out, SETTINGS, limit=3)
+    result = mme.run_mme(model, processor, [mme_parquet], out, SETTINGS)
+    assert calls == [3, 3]  # the second run answered only the 3 new questions
+    assert result.num_samples == 6 and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
+    with pytest.raises(ValueError, match="not an MME subtask"):
+        mme.subtask_name("landscape")
+
+
+# ------------------------------------------------------------------------------------------------------------- POPE
+
+
+def test_pope_binary_metrics_by_hand():
+    predictions = ["yes", "yes", "no", None, "yes", "no"]
+    labels = ["yes", "no", "no", "yes", "yes", "yes"]
+    metrics = pope.binary_metrics(predictions, labels)
+    # tp = 2, fp = 1, tn = 1, fn = 2 (one unparsed): P = 2/3, R = 2/4, F1 = 2*2 / (2*2 + 1 + 2) = 4/7.
+    assert metrics == {
+        "accuracy": 50.0,
+        "precision": 66.67,
+        "recall": 50.0,
+        "f1": 57.14,
+        "yes_ratio": 50.0,
+        "unparsed": 1,
+        "count": 6,
+    }
+
+
+def test_pope_reads_official_json_and_hub_parquet(tmp_path, png):
+    (tmp_path / "coco").mkdir()
+    (tmp_path / "coco/COCO_val2014_000000000001.jpg").write_bytes(png("white"))
+    for split in ("random", "adversarial"):
+        lines = [
+            {
+                "question_id": q,
+                "image": "COCO_val2014_000000000001.jpg",
+                "text": "Is there a dog in the image?",
+                "label": label,
+            }
+            for q, label in ((1, "yes"), (2, "no"))
+        ]
+        (tmp_path / f"coco_pope_{split}.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    items = pope.load_items(
+        [tmp_path / "coco_pope_random.json", tmp_path / "coco_pope_adversarial.json"], image_root=tmp_path / "coco"
+    )
+    assert [i.id for i in items] == ["random/1", "random/2", "adversarial/1", "adversarial/2"]
+    assert items[0].question == "Is there a dog in the image?\n" + pope.INSTRUCTION
+    assert items[0].load_image().getpixel((0, 0)) == (255, 255, 255)
+    hub = pd.DataFrame(
+        [
+            {
+                "question_id": "7",
+                "question": "Is there a cat?",
+                "answer": "no",
+                "category": "popular",
+                "image": {"bytes": png(), "path": None},
+            }
+        ]
+    )
+    hub.to_parquet(tmp_path / "test-00000.parquet")
+    (item,) = pope.load_items([tmp_path / "test-00000.parquet"])
+    assert item.id == "popular/7" and item.meta == {"split": "popular"} and item.answer == "no"
+
+
+def test_pope_score_averages_splits():
+    records = [
+        {"split": "random", "answer": "yes", "prediction": "Yes"},
+        {"split": "random", "answer": "no", "prediction": "No"},
+        {"split": "popular", "answer": "yes", "prediction": "No"},
+        {"split": "popular", "answer": "no", "prediction": "No"},
+    ]
+    metrics = pope.score(records)
+    assert metrics["splits"]["random"]["f1"] == 100.0 and metrics["splits"]["popular"]["f1"] == 0.0
+    assert metrics["f1"] == 50.0 and metrics["accuracy"] == 75.0

@@ -1,0 +1,110 @@
+"""One PairGRPO step on the tiny Janus checkpoint: what trains, what is logged, what is saved, how pairs weigh in."""
+
+import json
+
+import pytest
+import torch
+
+import janus
+from open_r1.trainer import freeze_modules
+
+TRAINABLE = ("model.language_model.", "lm_head.")
+
+
+def _snapshot(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("gradient_checkpointing", [False, True])
+def test_one_step_trains_only_the_language_model(make_trainer, tmp_path, gradient_checkpointing):
+    trainer, model = make_trainer(tmp_path, gradient_checkpointing=gradient_checkpointing)
+    before = _snapshot(model)
+    trainer.train()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    trainable = {name for name, _ in model.named_parameters() if name.startswith(TRAINABLE)}
+    assert changed, "no parameter changed: the step trained nothing"
+    assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
+    # Both branches reach the LM: the text head (answers) and the LM body (images and answers) moved.
+    assert "lm_head.weight" in changed and any(n.startswith("model.language_model.layers.") for n in changed)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if not n.startswith(TRAINABLE))
+
+
+def test_step_zero_ratio_one_kl_zero_and_metrics(make_trainer, tmp_path):
+    trainer, _ = make_trainer(tmp_path, beta=0.04, log_images_steps=1)
+    trainer.train()
+    logs = trainer.state.log_history[0]
+    for task in ("understand", "generate"):
+        assert logs[f"{task}/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+        assert logs[f"{task}/kl"] == pytest.approx(0.0, abs=1e-6)
+        # The sampler's log-probs equal the recomputed ones: old/new see exactly the rollout's inputs.
+        assert logs[f"{task}/sampling_logp_abs_diff"] < 1e-4
+        for key in ("reward_mean", "reward_std", "frac_reward_zero_std", "clip_ratio", "loss"):
+            assert f"{task}/{key}" in logs
+    for name in ("accuracy", "format", "demo_color"):
+        assert f"rewards/{name}/mean" in logs and f"rewards/{name}/std" in logs
+    assert logs["pair_weight/mean"] == pytest.approx((1 + 1 + 0.5 + 0.5) / 4)  # 2 aligned, 2 retrieved (s=0.25)
+    assert {"grad_norm", "kl", "understand/answer_length_mean"} <= logs.keys()
+    assert (tmp_path / "samples" / "step_000000.png").is_file()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["understand/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+
+
+def _rollout_rows(trainer, pair_type, similarity):
+    rows = []
+    for i in range(2):
+        row = dict(trainer.train_dataset[i], pair_type=pair_type, similarity=similarity)
+        rows += [row] * trainer.num_generations  # what TRL's RepeatSampler yields
+    return rows
+
+
+def _grad_norm(trainer, model, inputs):
+    model.zero_grad()
+    trainer._compute_loss(model, inputs).backward()
+    return torch.sqrt(sum(p.grad.pow(2).sum() for p in model.parameters() if p.grad is not None))
+
+
+def test_pair_weight_scales_advantages_and_gradient(make_trainer, tmp_path):
+    trainer, model = make_trainer(tmp_path, reward_funcs=None)
+    model.train()
+    results = {}
+    for pair_type, similarity in (("aligned", 1.0), ("retrieved", 0.25)):
+        torch.manual_seed(0)  # same rollouts and rewards for both: only the pair weight differs
+        inputs = trainer._generate_and_score_completions(_rollout_rows(trainer, pair_type, similarity))
+        results[pair_type] = (inputs, _grad_norm(trainer, model, inputs))
+    aligned, retrieved = results["aligned"], results["retrieved"]
+    assert aligned[0]["gen_advantages"].abs().sum() > 0
+    for key in ("und_advantages", "gen_advantages"):
+        torch.testing.assert_close(retrieved[0][key], 0.5 * aligned[0][key])  # sqrt(0.25) = 0.5
+    torch.testing.assert_close(retrieved[1], 0.5 * aligned[1], rtol=1e-4, atol=1e-8)
+
+
+def test_pair_weighting_none_ignores_similarity(make_trainer, tmp_path):
+    trainer, model = make_trainer(tmp_path, pair_weighting="none")
+    model.train()
+    torch.manual_seed(0)
+    inputs = trainer._generate_and_score_completions(_rollout_rows(trainer, "retrieved", 0.25))
+    assert torch.all(inputs["pair_weight"] == 1.0)
+
+
+def test_save_loads_with_janus(make_trainer, tmp_path):
+    trainer, model = make_trainer(tmp_path)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "final"))
+    loaded, processor = janus.load_pretrained(tmp_path / "final")
+    for (name, p), (_, q) in zip(model.named_parameters(), loaded.named_parameters(), strict=True):
+        torch.testing.assert_close(p, q, msg=name)
+    assert processor.num_image_tokens == trainer.processor.num_image_tokens
+
+
+def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
+    model, _ = tiny_janus
+    with pytest.raises(ValueError, match="matched no parameter"):
+        freeze_modules(torch.nn.Linear(2, 2), ["language_model"])
+    state = {n: p.requires_grad for n, p in model.named_parameters()}
+    try:
+        trainable, frozen = freeze_modules(model, ["generation_head"])
+        assert trainable == sum(p.numel() for n, p in model.named_parameters() if n.startswith("model.generation_head."))
+        assert frozen > 0
+    finally:
+        for n, p in model.named_parameters():
+            p.requires_grad_(state[n])
