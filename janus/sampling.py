@@ -263,9 +263,8 @@ def _sample_image_chunk(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _resolve_special_id(model: JanusForConditionalGeneration, value: int | None, name: str) -> int | None:
-    if value is not None:
-        return value
+def _config_token_id(model: JanusForConditionalGeneration, name: str) -> int | None:
+    """`name` (e.g. "eos_token_id") from the generation config, else the text config; the first id of a list."""
     for config in (model.generation_config, model.config.text_config):
         found = getattr(config, name, None)
         if isinstance(found, list):
@@ -273,6 +272,15 @@ def _resolve_special_id(model: JanusForConditionalGeneration, value: int | None,
         if found is not None:
             return int(found)
     return None
+
+
+def _answer_token_ids(model: JanusForConditionalGeneration, eos: int | None, pad: int | None) -> tuple[int, int]:
+    """(eos, pad) ids: the given ones, else the model's configs; pad falls back to EOS."""
+    eos = eos if eos is not None else _config_token_id(model, "eos_token_id")
+    if eos is None:
+        raise ValueError("eos_token_id is not set on the model; pass eos_token_id=processor.special.eos_id.")
+    pad = pad if pad is not None else _config_token_id(model, "pad_token_id")
+    return eos, eos if pad is None else pad
 
 
 @torch.no_grad()
@@ -301,11 +309,7 @@ def sample_answer_tokens(
     _check_sampling_args(temperature, top_k, top_p)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1.")
-    eos_token_id = _resolve_special_id(model, eos_token_id, "eos_token_id")
-    if eos_token_id is None:
-        raise ValueError("eos_token_id is not set on the model; pass eos_token_id=processor.special.eos_id.")
-    pad_token_id = _resolve_special_id(model, pad_token_id, "pad_token_id")
-    pad_token_id = eos_token_id if pad_token_id is None else pad_token_id
+    eos_token_id, pad_token_id = _answer_token_ids(model, eos_token_id, pad_token_id)
 
     mask = batch.attention_mask.long()  # [N, T]
     n = mask.shape[0]

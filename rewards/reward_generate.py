@@ -194,9 +194,13 @@ class HPSv21Scorer:
 
 
 def _build_hps_model(checkpoint_path: str | Path, model_name: str) -> torch.nn.Module:
-    """open_clip `model_name` with random init replaced by the HPS checkpoint's weights (strict key match)."""
+    """open_clip `model_name` holding the HPS checkpoint's weights (strict key match)."""
+    from transformers.initialization import no_init_weights
+
     state_dict = load_hps_state_dict(checkpoint_path)
-    with _drop_root_log("initialized randomly"):
+    # Random init is skipped (ViT-H-14 on CPU: ~27 s -> ~2 s): the strict key check below guarantees the
+    # checkpoint overwrites every parameter; non-persistent buffers (the causal mask) are still computed.
+    with no_init_weights(), _drop_root_log("initialized randomly"):
         model = open_clip.create_model(model_name, pretrained=None, precision="fp32", device="cpu")
     incompatible = model.load_state_dict(state_dict, strict=False)
     if incompatible.missing_keys or incompatible.unexpected_keys:

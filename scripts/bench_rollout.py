@@ -1,9 +1,10 @@
 """Benchmark image-token rollouts: `janus.sampling.sample_image_tokens` against the original inference loop.
 
-Measures image tokens/s and peak extra memory (CUDA: max_memory_allocated; CPU: peak RSS growth polled every
-2 ms) on the tiny checkpoint and on a medium random config (Llama LM 1024 x 12 layers, ~0.37 B parameters;
-fewer image tokens than Janus-Pro's 576 so that it finishes in a minute or two on a CPU). Baselines on the same
-model and the same equal-length batch:
+Measures image tokens/s (per wall second and, robust to other processes on a shared CPU, per CPU second) and
+peak extra memory (CUDA: max_memory_allocated; CPU: peak RSS growth polled every 2 ms) on the tiny checkpoint and
+on a medium random config (Llama LM 1024 x 12 layers, ~0.37 B parameters; 64 image tokens instead of Janus-Pro's
+576 by default, so that it finishes in a few minutes on a CPU). Baselines on the same model and the same
+equal-length batch:
 - "original loop": the DeepSeek inference script's loop (cond/uncond rows interleaved, no mask, KV cache from
   `past_key_values`, gen head on the last state, CFG mix, softmax, multinomial);
 - "transformers generate": `model.generate(generation_mode="image")` (static cache, CFG processor).
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import psutil
 import torch
-from transformers import DynamicCache, GenerationConfig, JanusConfig, JanusForConditionalGeneration
+from transformers import GenerationConfig, JanusConfig, JanusForConditionalGeneration
 
 import janus
 from janus.sampling import num_image_tokens, sample_image_tokens
@@ -37,13 +38,18 @@ class Result:
     method: str
     rows: int
     image_tokens: int
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # process CPU time: robust to other processes on a shared CPU machine
     peak_mib: float
     match: float | None
 
     @property
     def tokens_per_s(self) -> float:
         return self.rows * self.image_tokens / self.seconds
+
+    @property
+    def tokens_per_cpu_s(self) -> float:
+        return self.rows * self.image_tokens / self.cpu_seconds
 
 
 class PeakMemory:
@@ -115,9 +121,7 @@ def transformers_generate(model, input_ids, attention_mask, special, cfg_weight,
         max_new_tokens=num_image_tokens(model),
         generation_kwargs={"boi_token_id": special["boi"]},
     )
-    return model.generate(
-        input_ids, attention_mask=attention_mask, generation_config=config, generation_mode="image"
-    )
+    return model.generate(input_ids, attention_mask=attention_mask, generation_config=config, generation_mode="image")
 
 
 def medium_model(grid: int, seed: int) -> JanusForConditionalGeneration:
@@ -147,14 +151,15 @@ def prompt_batch(processor, rows: int, prompt: str):
     return processor.encode_generation([prompt] * rows)
 
 
-def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float, float]:
+def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float, float, float]:
+    """(tokens, wall seconds, CPU seconds, peak extra MiB) of one run."""
     with PeakMemory(device) as memory:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         tokens = fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
-    return tokens, seconds, memory.peak_bytes / 2**20
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return tokens, seconds, cpu_seconds, memory.peak_bytes / 2**20
 
 
 def bench_model(name: str, model, processor, args) -> list[Result]:
@@ -178,27 +183,34 @@ def bench_model(name: str, model, processor, args) -> list[Result]:
     methods = {"janus sampler": ours, "original loop": original}
     if not args.skip_transformers_generate:
         methods["transformers generate"] = hf
-    results, reference = [], None
-    for method, fn in methods.items():
-        fn()  # warm-up (allocator, kernels); not timed
-        tokens, seconds, peak = min((timed(fn, device) for _ in range(args.repeats)), key=lambda r: r[1])
-        if reference is None:
-            reference = tokens
+    # Rounds interleave the methods so that load from other processes hits them alike; the fastest run is kept.
+    runs = {method: [] for method in methods}
+    for _ in range(args.repeats):
+        for method, fn in methods.items():
+            runs[method].append(timed(fn, device))
+            logger.info("%s / %s: %.2f s wall, %.2f s CPU", name, method, *runs[method][-1][1:3])
+    reference = runs["janus sampler"][0][0]
+    results = []
+    for method, method_runs in runs.items():
+        tokens, seconds, cpu_seconds, _ = min(method_runs, key=lambda run: run[2] if device.type == "cpu" else run[1])
+        peak = max(run[3] for run in method_runs)
         match = float((tokens == reference).float().mean()) if method == "original loop" else None
-        results.append(Result(name, method, args.rows, steps, seconds, peak, match))
-        logger.info("%s / %s: %.2f s", name, method, seconds)
+        results.append(Result(name, method, args.rows, steps, seconds, cpu_seconds, peak, match))
     return results
 
 
 def print_table(results: list[Result]) -> None:
-    header = f"{'config':<8} {'method':<22} {'rows':>4} {'img tok':>7} {'seconds':>8} {'tok/s':>9} {'peak MiB':>9}"
-    print(header + "  same tokens as sampler")
-    print("-" * (len(header) + 24))
+    header = (
+        f"{'config':<7} {'method':<22} {'rows':>4} {'img tok':>7} {'wall s':>7} {'tok/s':>7} "
+        f"{'CPU s':>7} {'tok/CPU s':>9} {'peak MiB':>8}  same tokens"
+    )
+    print(header)
+    print("-" * len(header))
     for r in results:
         match = f"{100 * r.match:.1f}%" if r.match is not None else ""
         print(
-            f"{r.config:<8} {r.method:<22} {r.rows:>4} {r.image_tokens:>7} {r.seconds:>8.2f} "
-            f"{r.tokens_per_s:>9.1f} {r.peak_mib:>9.1f}  {match}"
+            f"{r.config:<7} {r.method:<22} {r.rows:>4} {r.image_tokens:>7} {r.seconds:>7.2f} {r.tokens_per_s:>7.1f} "
+            f"{r.cpu_seconds:>7.2f} {r.tokens_per_cpu_s:>9.1f} {r.peak_mib:>8.1f}  {match}"
         )
 
 
@@ -206,9 +218,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="tiny,medium", help="Comma list of: tiny, medium.")
     parser.add_argument("--rows", type=int, default=4, help="Images sampled together (N; 2N rows with CFG).")
-    parser.add_argument("--medium_grid", type=int, default=12, help="Medium config: grid^2 image tokens (24 = 576).")
+    parser.add_argument("--medium_grid", type=int, default=8, help="Medium config: grid^2 image tokens (24 = 576).")
     parser.add_argument("--cfg_weight", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=1, help="Timed runs per method (the fastest is kept).")
+    parser.add_argument("--repeats", type=int, default=2, help="Interleaved timed rounds (the fastest run is kept).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     parser.add_argument("--prompt", default="A photo of a red apple on a wooden table.")

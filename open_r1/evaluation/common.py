@@ -274,6 +274,12 @@ class AnswerSettings:
     temperature: float = 1.0
     do_sample: bool = False
     system_prompt: str | None = None  # None: the processor's default Janus-Pro system prompt
+    # Wraps each benchmark question, e.g. the trainer's think/answer template (open_r1.configs); "{question}" = as is.
+    question_template: str = "{question}"
+
+    def __post_init__(self) -> None:
+        if "{question}" not in self.question_template:
+            raise ValueError(f"question_template={self.question_template!r} must contain '{{question}}'.")
 
 
 def answer_items(
@@ -317,7 +323,8 @@ def _answer_batch(
 
     prompt_kwargs = {} if settings.system_prompt is None else {"system_prompt": settings.system_prompt}
     images = [item.load_image() for item in items]
-    batch = processor.encode_understanding([item.question for item in items], images, **prompt_kwargs)
+    questions = [settings.question_template.format(question=item.question) for item in items]
+    batch = processor.encode_understanding(questions, images, **prompt_kwargs)
     samples = janus.sample_answer_tokens(
         model,
         batch.to(model_device(model)),
@@ -381,13 +388,13 @@ def generate_jobs(
         groups.setdefault(job.index // settings.prompts_per_batch, []).append(job)
     drawn = 0
     for number, group in enumerate(groups.values(), start=1):
-        todo = [job for job in group if not job.is_done()]
+        todo = {id(job) for job in group if not job.is_done()}
         if not todo:
             continue
         seed = prompt_seed(settings.seed, group[0].index)
         images = sample_images(model, processor, [job.prompt for job in group], settings, seed)
         for job, job_images in zip(group, images):
-            if job in todo:  # finished prompts keep their files (same seed -> same images anyway)
+            if id(job) in todo:  # finished prompts keep their files (same seed -> same images anyway)
                 job.write(job_images)
         drawn += len(todo)
         logger.info("group %d/%d done (%d prompts drawn so far)", number, len(groups), drawn)
@@ -485,6 +492,11 @@ def add_answer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_new_tokens", type=int, default=defaults.max_new_tokens)
     parser.add_argument(
         "--system_prompt", default=None, help="Override the processor's default system prompt (same for all runs)."
+    )
+    parser.add_argument(
+        "--question_template",
+        default=defaults.question_template,
+        help="Format string wrapping each question, e.g. the training template; default: the question as is.",
     )
 
 

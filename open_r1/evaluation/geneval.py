@@ -21,6 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from open_r1.evaluation.common import (
+    DTYPES,
     BenchmarkResult,
     GenerationJob,
     GenerationSettings,
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--metadata", required=True, help="GenEval prompts/evaluation_metadata.jsonl")
     generate.add_argument("--out_dir", required=True)
     generate.add_argument("--device", default=None)
-    generate.add_argument("--dtype", default=None)
+    generate.add_argument("--dtype", default=None, choices=sorted(DTYPES))
     generate.add_argument("--grid", action="store_true", help="Also write grid.png per prompt.")
     generate.add_argument("--limit", type=int, default=None)
     add_generation_args(generate, samples_per_prompt=4)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_r1.evaluation.common import (
+    DTYPES,
     GenerationJob,
     GenerationSettings,
     add_generation_args,
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompts", nargs="+", required=True, help="WISE data/*.json prompt files")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--dtype", default=None, choices=sorted(DTYPES))
     parser.add_argument("--limit", type=int, default=None)
     add_generation_args(parser, samples_per_prompt=1)
     return parser

@@ -95,3 +95,23 @@ def test_answer_items_answers_only_what_is_missing(tiny_janus, tmp_path, count_c
     assert records[:3] == first
     assert [r["id"] for r in records] == ["0", "1", "2", "3", "4"] and records[4]["k"] == 4
     assert all(isinstance(r["prediction"], str) for r in records)
+
+
+def test_question_template_and_system_prompt_reach_the_processor(tiny_janus, tmp_path, monkeypatch):
+    model, processor = tiny_janus
+    seen = []
+    original = processor.encode_understanding
+
+    def spy(questions, images, **kwargs):
+        seen.append((questions, kwargs))
+        return original(questions, images, **kwargs)
+
+    monkeypatch.setattr(processor, "encode_understanding", spy)
+    item = UnderstandingItem("q", "Is it red?", "yes", lambda: Image.new("RGB", (8, 8), "red"))
+    settings = AnswerSettings(
+        max_new_tokens=2, system_prompt="Be brief.", question_template="{question}\nThink first."
+    )
+    answer_items(model, processor, [item], PredictionLog(tmp_path / "p.jsonl"), settings)
+    assert seen == [(["Is it red?\nThink first."], {"system_prompt": "Be brief."})]
+    with pytest.raises(ValueError, match="must contain"):
+        AnswerSettings(question_template="no placeholder")

@@ -67,16 +67,20 @@ def test_geneval_resume_redraws_only_missing_prompts_with_the_same_seed(
 
 def test_geneval_seed_changes_images_and_batching_prompts_keeps_the_layout(tiny_janus, geneval_metadata, tmp_path):
     model, processor = tiny_janus
-    base = GenerationSettings(samples_per_prompt=1, seed=0)
-    geneval.run_geneval(model, processor, geneval_metadata, tmp_path / "a", base)
-    geneval.run_geneval(
-        model, processor, geneval_metadata, tmp_path / "b", GenerationSettings(samples_per_prompt=1, seed=1)
+
+    def run(name, **settings):
+        geneval.run_geneval(
+            model, processor, geneval_metadata, tmp_path / name, GenerationSettings(**settings), limit=2
+        )
+        return _files(tmp_path / name)
+
+    seed0 = run("a", samples_per_prompt=1, seed=0)
+    assert seed0 != run("b", samples_per_prompt=1, seed=1)
+    assert (
+        set(run("c", samples_per_prompt=1, seed=0, prompts_per_batch=2))
+        == set(seed0)
+        == {"00000/metadata.jsonl", "00000/samples/0000.png", "00001/metadata.jsonl", "00001/samples/0000.png"}
     )
-    batched = GenerationSettings(samples_per_prompt=1, seed=0, prompts_per_batch=2)
-    geneval.run_geneval(model, processor, geneval_metadata, tmp_path / "c", batched)
-    a, b, c = (_files(tmp_path / name) for name in "abc")
-    assert a != b
-    assert set(a) == set(c)
 
 
 def test_geneval_metadata_errors(tmp_path):

@@ -74,9 +74,7 @@ def test_answer_logps_match_the_sampler_on_unmasked_tokens(tiny_janus, answer_ro
     model, _ = tiny_janus
     batch, samples = answer_rollout
     with torch.no_grad():
-        forward = answer_token_logps(
-            model, batch, samples.completion_ids, samples.completion_mask, temperature=0.7
-        )
+        forward = answer_token_logps(model, batch, samples.completion_ids, samples.completion_mask, temperature=0.7)
     mask = samples.completion_mask.bool()
     torch.testing.assert_close(forward[mask], samples.logps[mask], atol=1e-4, rtol=0)
 

@@ -56,7 +56,7 @@ def tiny_args(output_dir, **overrides):
         learning_rate=1e-2,
         logging_steps=1,
         report_to=[],
-        reward_funcs=["accuracy", "format", "demo_color"],
+        reward_funcs=["vowel_share", "demo_color"],
         save_strategy="no",
         log_images_steps=0,
         gradient_checkpointing=False,
@@ -64,6 +64,22 @@ def tiny_args(output_dir, **overrides):
     )
     kwargs.update(overrides)
     return PairGRPOConfig(**kwargs)
+
+
+def vowel_share(prompts, completions, **kwargs):
+    """Synthetic, learnable understanding reward: the share of vowels among the answer's letters."""
+    rewards = []
+    for text in completions:
+        letters = [c for c in text.lower() if c.isalpha()]
+        rewards.append(sum(c in "aeiou" for c in letters) / len(letters) if letters else 0.0)
+    return rewards
+
+
+def learnable_rewards():
+    """Rewards with signal for a random tiny model: vowel share (understanding) and demo_color (generation)."""
+    from rewards import RewardFunc, build_reward_funcs
+
+    return [RewardFunc("vowel_share", "understand", vowel_share), *build_reward_funcs(["demo_color"])]
 
 
 @pytest.fixture
@@ -74,12 +90,11 @@ def make_trainer(tiny_janus_path, pair_jsonl):
     import janus
     from open_r1.dataset import load_pair_dataset
     from open_r1.trainer import PairGRPOTrainer
-    from rewards import build_reward_funcs
 
     def make(output_dir, reward_funcs=None, data_path=None, **overrides):
         args = tiny_args(output_dir, **overrides)
         model, processor = janus.load_pretrained(tiny_janus_path, dtype=torch.float32)
-        funcs = reward_funcs if reward_funcs is not None else build_reward_funcs(args.reward_funcs, args.reward_weights)
+        funcs = reward_funcs if reward_funcs is not None else learnable_rewards()
         dataset = load_pair_dataset(data_path or pair_jsonl)
         trainer = PairGRPOTrainer(model=model, processor=processor, reward_funcs=funcs, args=args, train_dataset=dataset)
         return trainer, model

@@ -55,6 +55,16 @@ def test_checkpoint_formats_load_the_same_weights(tmp_path, tiny_hps_checkpoint,
         torch.testing.assert_close(value, wrapped[key].float(), msg=key)
 
 
+def test_scores_come_from_the_checkpoint_not_the_init(tiny_hps_checkpoint, tiny_model_name):
+    # Construction skips random init: every value must come from the checkpoint, whatever the RNG state.
+    images = _images(2)
+    scores = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        scores.append(HPSv21Scorer(tiny_hps_checkpoint, model_name=tiny_model_name).score(images, PROMPTS[:2]))
+    torch.testing.assert_close(scores[0], scores[1], atol=0, rtol=0)
+
+
 def test_checkpoint_for_another_architecture_is_rejected(tmp_path, tiny_hps_checkpoint, tiny_model_name):
     state_dict = load_hps_state_dict(tiny_hps_checkpoint)
     del state_dict["visual.proj"]
