@@ -1,8 +1,13 @@
-"""VQ decoding of image tokens: shapes from the config, range, PIL conversion, errors."""
+"""VQ decoding of image tokens (shapes from the config, range, PIL conversion, errors) and the rollout CLIs."""
+
+import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from janus.decode import decode_image_tokens, to_pil
 from janus.sampling import num_image_tokens
@@ -44,3 +49,46 @@ def test_to_pil_maps_like_the_original_script():
 def test_to_pil_rejects_wrong_layout():
     with pytest.raises(ValueError, match="N, 3, H, W"):
         to_pil(torch.zeros(2, 8, 8, 3))
+
+
+def _load_script(name: str):
+    """Import scripts/<name>.py as a module (scripts are not a package)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generate_images_cli_writes_pngs_and_metadata(tiny_janus_path, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "a red apple"}\n\n{"prompt": "a blue car"}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["--model_path", str(tiny_janus_path), "--prompts", str(prompts), "--out_dir", str(out)]
+    _load_script("generate_images").main(argv + ["--num_images_per_prompt", "2", "--batch_size", "3", "--seed", "1"])
+    records = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [(r["prompt_index"], r["sample_index"]) for r in records] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert records[2]["prompt"] == "a blue car"
+    sizes = {Image.open(out / r["file"]).size for r in records}
+    assert len(sizes) == 1 and next(iter(sizes))[0] > 1
+
+
+def test_answer_questions_cli_adds_answers(tiny_janus_path, tmp_path):
+    Image.new("RGB", (40, 24), (200, 30, 30)).save(tmp_path / "red.png")
+    questions = tmp_path / "questions.jsonl"
+    lines = [{"id": 7, "image_path": "red.png", "question": "What color is it?"}]
+    lines.append({"id": 8, "image_path": str(tmp_path / "red.png"), "question": "Is it a car?"})
+    questions.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    output = tmp_path / "answers.jsonl"
+    argv = ["--model_path", str(tiny_janus_path), "--input", str(questions), "--output", str(output)]
+    _load_script("answer_questions").main(argv + ["--max_new_tokens", "5"])
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in records] == [7, 8]
+    assert all(isinstance(r["answer"], str) and r["question"] for r in records)
+
+
+def test_generate_images_cli_rejects_unknown_prompt_format(tmp_path):
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("a red apple\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\.txt"):
+        _load_script("generate_images").read_prompts(prompts)
