@@ -10,6 +10,7 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(dirname "${BASH_SOURCE[0]}")
+export PYTHONPATH="$SCRIPT_DIR${PYTHONPATH:+:$PYTHONPATH}"  # the repo's packages, with or without `pip install -e .`
 MODEL_PATH=${MODEL_PATH:-checkpoints/Janus-Pro-1B}
 DATA_PATH=${DATA_PATH:-data/pairs.jsonl}
 OUTPUT_DIR=${OUTPUT_DIR:-checkpoints/pairuni-janus-pro-1b}

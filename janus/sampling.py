@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StaticCache
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -91,13 +91,22 @@ def understanding_embeddings(
     return embeds.masked_scatter(image_mask.unsqueeze(-1), features.to(embeds.dtype))
 
 
+def _mask_or_none(mask: torch.Tensor) -> torch.Tensor | None:
+    """No mask for unpadded rows: same result (causal only), and transformers then skips building a mask each step."""
+    return None if bool(mask.all()) else mask
+
+
 def _prefill(
     model: JanusForConditionalGeneration, embeds: torch.Tensor, mask: torch.Tensor, cache: DynamicCache
 ) -> tuple[torch.Tensor, torch.LongTensor]:
     """Run the prompt through the language model; returns the last hidden state [R, D] and next positions [R, 1]."""
     positions = position_ids_from_mask(mask)  # [R, T]
     hidden = model.model.language_model(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        inputs_embeds=embeds,
+        attention_mask=_mask_or_none(mask),
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
     ).last_hidden_state[:, -1]
     return hidden, positions[:, -1:] + 1
 
@@ -109,7 +118,7 @@ def _extend(
     positions: torch.LongTensor,
     cache: DynamicCache,
 ) -> torch.Tensor:
-    """One cached step: embeds [R, 1, D] at `positions` [R, 1], `mask` [R, past + 1] -> last hidden state [R, D]."""
+    """One cached step: embeds [R, 1, D] at `positions` [R, 1], `mask` [R, past + 1] or None -> last state [R, D]."""
     return model.model.language_model(
         inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
     ).last_hidden_state[:, -1]
@@ -234,9 +243,9 @@ def _sample_image_chunk(
     # Rows [cond_0..cond_{n-1}, uncond_0..uncond_{n-1}]; the uncond prompt shares its cond row's padding.
     row_ids = torch.cat([input_ids, uncond_input_ids]) if with_uncond else input_ids  # [R, T], R = copies * n
     mask = attention_mask.long().repeat(copies, 1)  # [R, T]
-    # Preallocate the whole mask once; step i attends to the first T + i columns.
-    full_mask = torch.cat([mask, mask.new_ones(mask.shape[0], steps)], dim=1)  # [R, T + I]
-    cache = DynamicCache(config=model.model.language_model.config)
+    # Preallocate the whole mask once (step i attends to the first T + i columns); none is needed without padding.
+    full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(mask.shape[0], steps)], dim=1))  # [R, T + I]
+    cache = StaticCache(config=model.model.language_model.config, max_cache_len=prompt_len + steps)
     hidden, next_positions = _prefill(model, model.get_input_embeddings()(row_ids), mask, cache)  # [R, D], [R, 1]
 
     tokens = input_ids.new_zeros(n, steps)  # [N, I]
@@ -254,7 +263,8 @@ def _sample_image_chunk(
             break  # the last token's embedding would predict nothing
         # Both rows of a pair continue from the same sampled token.
         step_embeds = model.prepare_embeddings_for_image_generation(step_tokens.repeat(copies).unsqueeze(-1))
-        hidden = _extend(model, step_embeds, full_mask[:, : prompt_len + step + 1], next_positions + step, cache)
+        step_mask = full_mask[:, : prompt_len + step + 1] if full_mask is not None else None
+        hidden = _extend(model, step_embeds, step_mask, next_positions + step, cache)
     return ImageSamples(tokens=tokens, logps=logps)
 
 
@@ -283,6 +293,20 @@ def _answer_token_ids(model: JanusForConditionalGeneration, eos: int | None, pad
     return eos, eos if pad is None else pad
 
 
+def _is_zero3_multiprocess(model: JanusForConditionalGeneration) -> bool:
+    """DeepSpeed ZeRO-3 tags its partitioned parameters with `ds_id`."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return distributed and torch.distributed.get_world_size() > 1 and hasattr(next(model.parameters()), "ds_id")
+
+
+def _all_rows_ended(finished: torch.Tensor, sync_ranks: bool) -> bool:
+    """Whether every row has produced EOS (with `sync_ranks`: on every rank)."""
+    ended = finished.all().to(torch.int32)
+    if sync_ranks:
+        torch.distributed.all_reduce(ended, op=torch.distributed.ReduceOp.MIN)
+    return bool(ended)
+
+
 @torch.no_grad()
 def sample_answer_tokens(
     model: JanusForConditionalGeneration,
@@ -297,23 +321,26 @@ def sample_answer_tokens(
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
     return_logps: bool = False,
+    sync_ranks: bool | None = None,
 ) -> AnswerSamples:
     """Sample answers to image + question prompts with a KV cache; stops once every row has produced EOS.
 
     The image features (vision tower + aligner) replace the placeholder embeddings. `do_sample=False` is greedy.
     `eos_token_id`/`pad_token_id` default to the model's generation config (pass `processor.special.eos_id` /
     `.pad_id` to be explicit). `return_logps` gives log-softmax(logits / temperature) of each chosen token before
-    top-k/top-p, the quantity `answer_token_logps` recomputes. Under ZeRO-3 call it with gathered parameters
-    (TRL's `unwrap_model_for_generation`): the early stop differs between ranks.
+    top-k/top-p, the quantity `answer_token_logps` recomputes. `sync_ranks` (default: on for a DeepSpeed ZeRO-3
+    model in a multi-process run) keeps every rank stepping until all ranks' rows have ended, because each sharded
+    forward is a collective and an early stop on one rank would hang the others.
     """
     _check_sampling_args(temperature, top_k, top_p)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1.")
     eos_token_id, pad_token_id = _answer_token_ids(model, eos_token_id, pad_token_id)
+    sync_ranks = _is_zero3_multiprocess(model) if sync_ranks is None else sync_ranks
 
     mask = batch.attention_mask.long()  # [N, T]
     n = mask.shape[0]
-    full_mask = torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1)  # [N, T + L_max]
+    full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1))  # [N, T + L_max]
     cache = DynamicCache(config=model.model.language_model.config)
     embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values)  # [N, T, D]
     hidden, next_positions = _prefill(model, embeds, mask, cache)  # [N, D], [N, 1]
@@ -331,10 +358,11 @@ def sample_answer_tokens(
         if return_logps:
             logps.append(step_logps.masked_fill(finished, 0.0))
         finished = finished | (tokens == eos_token_id)
-        if bool(finished.all()) or step == max_new_tokens - 1:
+        if _all_rows_ended(finished, sync_ranks) or step == max_new_tokens - 1:
             break
         step_embeds = model.get_input_embeddings()(tokens.unsqueeze(-1))  # [N, 1, D]
-        hidden = _extend(model, step_embeds, full_mask[:, : mask.shape[1] + step + 1], next_positions + step, cache)
+        step_mask = full_mask[:, : mask.shape[1] + step + 1] if full_mask is not None else None
+        hidden = _extend(model, step_embeds, step_mask, next_positions + step, cache)
     return AnswerSamples(
         completion_ids=torch.stack(ids, dim=1),  # [N, L]
         completion_mask=torch.stack(keep, dim=1).long(),  # [N, L]

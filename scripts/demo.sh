@@ -13,6 +13,8 @@ NPROC=${DEMO_NPROC:-2}
 TIMEOUT=${DEMO_TIMEOUT:-900}
 PYTHON=${PYTHON:-python}
 
+# The repo's packages import even without the editable install (scripts run from their own folders).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # DeepSpeed JIT-builds small ops here; an interrupted build leaves a lock file that hangs every later run.

@@ -152,8 +152,8 @@ class PairGRPOTrainer(GRPOTrainer):
         with self._timed("rewards"):
             und_rewards = self._score("understand", rows.raw_questions, texts, answer=rows.answers)
             gen_rewards = self._score("generate", rows.captions, [""] * len(texts), images=pixels)
-        und_adv, gen_adv, weights = self._global_advantages(und_rewards, gen_rewards, rows)
-        self._log_rollout_metrics(mode, und_rewards, gen_rewards, weights, answers.completion_mask)
+        global_rewards, (und_adv, gen_adv, weights) = self._global_advantages(und_rewards, gen_rewards, rows)
+        self._log_rollout_metrics(mode, global_rewards, weights, answers.completion_mask)
         self._maybe_log_images(pixels, rows.captions, gen_rewards)
         output = {
             "und_input_ids": und_batch.input_ids,
@@ -237,7 +237,10 @@ class PairGRPOTrainer(GRPOTrainer):
         return total
 
     def _global_advantages(self, und_rewards, gen_rewards, rows):
-        """Gather rewards of all ranks (a pair's K rows may sit on several ranks), compute, keep the local slice."""
+        """Gather rewards of all ranks (a pair's K rows may sit on several ranks), compute, keep the local slice.
+
+        Returns ({task: global rewards [N_global]}, (und_advantages [N], gen_advantages [N], pair_weight [N])).
+        """
         device = self.accelerator.device
         gathered = [
             self.accelerator.gather(t.to(device)).cpu()
@@ -248,8 +251,8 @@ class PairGRPOTrainer(GRPOTrainer):
         )
         n = len(und_rewards)
         local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
-        self._global_rewards = {"understand": gathered[0], "generate": gathered[1]}
-        return und_adv[local], gen_adv[local], weights[local]
+        global_rewards = {"understand": gathered[0], "generate": gathered[1]}
+        return global_rewards, (und_adv[local], gen_adv[local], weights[local])
 
     def compute_pair_advantages(
         self, und_rewards: torch.Tensor, gen_rewards: torch.Tensor, similarity: torch.Tensor, is_aligned: torch.Tensor
@@ -269,10 +272,10 @@ class PairGRPOTrainer(GRPOTrainer):
         weights = weights.repeat_interleave(k)
         return und_adv * weights, gen_adv * weights, weights
 
-    def _log_rollout_metrics(self, mode, und_rewards, gen_rewards, weights, completion_mask) -> None:
+    def _log_rollout_metrics(self, mode, global_rewards: dict, weights, completion_mask) -> None:
         metrics = self._metrics[mode]
         for task in TASKS:
-            rewards = self._global_rewards[task]
+            rewards = global_rewards[task]  # [N_global]
             mean, std = nan_mean_std(rewards)
             zero_std = frac_zero_std(rewards, self.num_generations)
             metrics[f"{task}/reward_mean"].append(mean)

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 logger = logging.getLogger(__name__)
 
 CAPTION_HEIGHT = 28
+MIN_CELL = 160  # tiny demo images (32 px) are upscaled so the grid and its captions stay readable
 
 
 def image_grid(images: list[Image.Image], captions: list[str], columns: int = 4) -> Image.Image:
@@ -24,13 +25,15 @@ def image_grid(images: list[Image.Image], captions: list[str], columns: int = 4)
     if not images:
         raise ValueError("image_grid needs at least one image.")
     width, height = images[0].size
+    scale = max(1, -(-MIN_CELL // width))  # ceil
+    width, height = width * scale, height * scale
     rows = math.ceil(len(images) / columns)
     columns = min(columns, len(images))
     grid = Image.new("RGB", (columns * width, rows * (height + CAPTION_HEIGHT)), "white")
     draw = ImageDraw.Draw(grid)
     for i, (image, caption) in enumerate(zip(images, captions, strict=True)):
         x, y = (i % columns) * width, (i // columns) * (height + CAPTION_HEIGHT)
-        grid.paste(image.resize((width, height)), (x, y))
+        grid.paste(image.resize((width, height), Image.Resampling.NEAREST), (x, y))
         # Short lines so the caption fits a tiny image; the full prompt is in the tracker's caption.
         chars = max(8, width // 6)
         draw.text((x + 2, y + height + 1), caption[:chars], fill="black")

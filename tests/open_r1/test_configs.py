@@ -41,7 +41,12 @@ def test_recipes_parse(tmp_path, recipe):
 
 def test_paper_defaults(tmp_path):
     args = _config(tmp_path)
-    assert (args.num_generations_text, args.cfg_weight, args.pair_weighting, args.image_logprob) == (8, 5.0, "sqrt", "cfg")
+    assert (args.num_generations_text, args.cfg_weight, args.pair_weighting, args.image_logprob) == (
+        8,
+        5.0,
+        "sqrt",
+        "cfg",
+    )
     assert args.trainable_modules == ["language_model"]
     assert args.gradient_checkpointing_kwargs["use_reentrant"] is False
 

@@ -97,6 +97,21 @@ def test_save_loads_with_janus(make_trainer, tmp_path):
     assert processor.num_image_tokens == trainer.processor.num_image_tokens
 
 
+def test_resume_restores_step_optimizer_and_scheduler(make_trainer, tmp_path):
+    trainer, _ = make_trainer(tmp_path, max_steps=2, save_strategy="steps", save_steps=1, lr_scheduler_type="linear")
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-1"
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"} <= {
+        p.name for p in checkpoint.iterdir()
+    }
+    resumed, _ = make_trainer(tmp_path / "resumed", max_steps=2, lr_scheduler_type="linear")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 2
+    assert [h["step"] for h in resumed.state.log_history if "loss" in h] == [1, 2]  # step 1 restored, 2 trained
+    assert resumed.lr_scheduler.state_dict()["last_epoch"] == trainer.lr_scheduler.state_dict()["last_epoch"]
+    assert float(resumed.optimizer.state_dict()["state"][0]["step"]) == 2  # Adam state restored (1) + 1 step
+
+
 def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
     model, _ = tiny_janus
     with pytest.raises(ValueError, match="matched no parameter"):
@@ -104,7 +119,9 @@ def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
     state = {n: p.requires_grad for n, p in model.named_parameters()}
     try:
         trainable, frozen = freeze_modules(model, ["generation_head"])
-        assert trainable == sum(p.numel() for n, p in model.named_parameters() if n.startswith("model.generation_head."))
+        assert trainable == sum(
+            p.numel() for n, p in model.named_parameters() if n.startswith("model.generation_head.")
+        )
         assert frozen > 0
     finally:
         for n, p in model.named_parameters():
