@@ -42,7 +42,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, Any]]:
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as err:
-                raise SchemaError(where, "<line>", f"invalid JSON ({err.msg})", "write one JSON object per line") from err
+                raise SchemaError(
+                    where, "<line>", f"invalid JSON ({err.msg})", "write one JSON object per line"
+                ) from err
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -101,7 +103,9 @@ def _load(
     if report.errors and not skip_invalid:
         shown = "\n".join(report.errors[:20])
         more = f"\n... and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
-        raise ValueError(f"{len(report.errors)} invalid line(s) in {path} (pass --skip-invalid to drop them):\n{shown}{more}")
+        raise ValueError(
+            f"{len(report.errors)} invalid line(s) in {path} (pass --skip-invalid to drop them):\n{shown}{more}"
+        )
     for message in report.errors:
         logger.warning("skipped %s", message)
     if report.errors:

@@ -98,7 +98,9 @@ class Pair:
 
 def _parse_annotation(obj: Any, where: str, side: str, required: tuple[str, ...]) -> Annotation:
     if not isinstance(obj, dict):
-        raise SchemaError(where, side, f"expected an object, got {type(obj).__name__}", f"write {side} as a JSON object")
+        raise SchemaError(
+            where, side, f"expected an object, got {type(obj).__name__}", f"write {side} as a JSON object"
+        )
     prefix = f"{side}."
     values = {k: _str(obj, k, where, prefix, required=k in required) for k in ("image_path", "prompt", "question")}
     answer = obj.get("answer", "")

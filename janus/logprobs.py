@@ -67,7 +67,9 @@ def gathered_logps(
             temperature,
         )
         if torch.is_grad_enabled() and cond_hidden.requires_grad:
-            parts.append(checkpoint(_chunk_logps, *args, use_reentrant=False))
+            # determinism_check="none": under ZeRO-3 the recompute sees released (shape-[0]) weights, which trips
+            # torch's metadata check although ZeRO-3 gathers them again for the backward and gradients are right.
+            parts.append(checkpoint(_chunk_logps, *args, use_reentrant=False, determinism_check="none"))
         else:
             parts.append(_chunk_logps(*args))
     return torch.cat(parts, dim=1)  # [N, L]

@@ -97,6 +97,14 @@ class PairGRPOTrainer(GRPOTrainer):
         for task, funcs in self.task_reward_funcs.items():
             if not funcs:
                 raise ValueError(f"reward_funcs={[f.name for f in reward_funcs]} has no {task!r} reward; add one.")
+        pairs_per_generation = args.generation_batch_size // args.num_generations
+        if len(train_dataset) < pairs_per_generation:
+            # TRL's sampler drops incomplete generation batches: the run would end at step 0 without an error.
+            raise ValueError(
+                f"train_dataset has {len(train_dataset)} pairs but one generation batch needs {pairs_per_generation} "
+                f"(generation_batch_size={args.generation_batch_size} rows / num_generations={args.num_generations}); "
+                "use more pairs or lower per_device_train_batch_size / steps_per_generation."
+            )
         freeze_modules(model, args.trainable_modules)
         # The reference is a frozen copy with its own weights and embeddings (never the policy's), built before
         # the policy is wrapped. TRL would rebuild it from a hub id, which Janus checkpoints are not: hide beta

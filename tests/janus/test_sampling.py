@@ -183,3 +183,25 @@ def test_answer_sampler_rejects_bad_arguments(tiny_janus):
 def test_position_ids_ignore_left_padding():
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     assert position_ids_from_mask(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+def test_answer_sync_ranks_runs_the_same_steps_in_a_process_group(peaked):
+    """With sync_ranks the stop test is an all-reduce; in a one-process group it must not change the result."""
+    model, processor = peaked
+    batch = processor.encode_understanding(QUESTIONS, _images(2, processor.image_size))
+    free = sample_answer_tokens(model, batch, max_new_tokens=5, do_sample=False, eos_token_id=-1)
+    eos = int(free.completion_ids[1, 1])
+    owns_group = not torch.distributed.is_initialized()
+    if owns_group:
+        store = torch.distributed.HashStore()
+        torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        synced = sample_answer_tokens(
+            model, batch, max_new_tokens=5, do_sample=False, eos_token_id=eos, sync_ranks=True
+        )
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
+    alone = sample_answer_tokens(model, batch, max_new_tokens=5, do_sample=False, eos_token_id=eos, sync_ranks=False)
+    assert torch.equal(synced.completion_ids, alone.completion_ids)
+    assert torch.equal(synced.completion_mask, alone.completion_mask)

@@ -126,3 +126,19 @@ def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(state[n])
+
+
+def test_too_few_pairs_for_one_generation_batch_is_an_error(make_trainer, tmp_path):
+    with pytest.raises(ValueError, match="train_dataset has 4 pairs but one generation batch needs 8"):
+        make_trainer(tmp_path, per_device_train_batch_size=32)
+
+
+def test_off_policy_reuse_uses_old_logps(make_trainer, tmp_path):
+    # One generation batch (4 pairs) serves 2 optimizer steps: the second step's ratio must move away from 1.
+    trainer, _ = make_trainer(tmp_path, max_steps=2, steps_per_generation=2, image_logprob="conditional")
+    trainer.train()
+    first, second = [h for h in trainer.state.log_history if "generate/ratio_mean" in h]
+    assert first["understand/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert first["generate/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert abs(second["generate/ratio_mean"] - 1.0) > 1e-6
+    assert "generate/sampling_logp_abs_diff" not in first  # sampler log-probs are CFG-mixed, not comparable

@@ -1,0 +1,373 @@
+"""Cross-modal semantic completion (PairUni §1 step 2) with an OpenAI-compatible API, verified and cached.
+
+Understanding medoid -> a caption containing every visual detail needed to answer its question;
+generation medoid -> a 4-option multiple-choice question (letter answer) about what its prompt names.
+Each draft is checked by a verify call (structured verdict: contradiction / hallucination vs the image
+and the original text); a rejected draft is regenerated with the verifier's reason, up to
+`max_regenerations` times, then the sample is dropped and counted (a redraft identical to a rejected
+one keeps its cached verdict).
+
+Every call goes through `Completer.call`: on-disk cache keyed by sha256(model, task, prompts, image
+bytes, schema) written atomically (a crash or rerun never repeats a finished call), retries with
+exponential backoff + jitter on 429 / 5xx / timeouts / connection errors / malformed JSON, and a usage
+tally. Samples run concurrently on a thread pool (`max_in_flight` requests); results keep input order.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal, Protocol
+
+import openai
+import pydantic
+from pydantic import BaseModel, Field
+
+from data_tools.jsonl import atomic_write_json
+from data_tools.schema import GenerationSample, UnderstandingSample, format_mcq
+
+logger = logging.getLogger(__name__)
+
+
+class Caption(BaseModel):
+    caption: str = Field(description="One paragraph describing the image, including every detail the question needs.")
+
+
+class MultipleChoice(BaseModel):
+    question: str = Field(description="The question stem, without the options.")
+    options: list[str] = Field(min_length=4, max_length=4, description="Exactly four distinct answer options.")
+    answer: Literal["A", "B", "C", "D"] = Field(description="Letter of the correct option.")
+
+
+class Verdict(BaseModel):
+    contradiction: bool = Field(description="The new text contradicts the image or the original text.")
+    hallucination: bool = Field(description="The new text states something not supported by the image or text.")
+    reason: str = Field(description="One sentence explaining the verdict.")
+
+    @property
+    def accepted(self) -> bool:
+        return not (self.contradiction or self.hallucination)
+
+
+SYSTEM = "You write precise, factual annotations of images for a vision-language training set."
+CAPTION_PROMPT = (
+    "Here are an image and a question about it.\nQuestion: {question}\nAnswer: {answer}\n\n"
+    "Write a caption for a text-to-image model that describes this image and contains every visual detail "
+    "needed to answer the question (objects, counts, colours, text, positions). Do not mention the question."
+)
+MCQ_PROMPT = (
+    "Here are an image and the text-to-image prompt it was made from.\nPrompt: {prompt}\n\n"
+    "Write one multiple-choice question about visual elements named in the prompt that can be answered from "
+    "the image, with exactly four distinct options and the letter (A-D) of the correct one."
+)
+VERIFY_CAPTION_PROMPT = (
+    "Original question: {question}\nOriginal answer: {answer}\nNew caption: {caption}\n\n"
+    "Check the new caption against the image and the original question/answer. Does it contradict them, "
+    "or state details that are not in the image (hallucination)?"
+)
+VERIFY_MCQ_PROMPT = (
+    "Original prompt: {prompt}\nNew question:\n{question}\nStated answer: {answer}\n\n"
+    "Check the new question against the image and the original prompt. Is the stated answer wrong or "
+    "contradicted by them, or does the question ask about something not in the image (hallucination)?"
+)
+RETRY_NOTE = "\n\nA previous draft was rejected by a reviewer: {reason} Write a corrected version."
+# Dry-run estimate: one image in high detail (~512x512 tiles) and average output lengths per call;
+# reasoning models (o3) add hidden reasoning tokens that cannot be estimated in advance.
+IMAGE_TOKENS_ESTIMATE = 765
+OUTPUT_TOKENS_ESTIMATE = {"caption": 150, "mcq": 120, "verify_caption": 60, "verify_mcq": 60}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One structured-output call about one image; `context` carries the texts for offline backends."""
+
+    task: str  # "caption" | "mcq" | "verify_caption" | "verify_mcq"
+    user: str
+    image_path: str
+    response_model: type[BaseModel]
+    context: dict = field(default_factory=dict, hash=False)
+    system: str = SYSTEM
+
+
+@dataclass(frozen=True)
+class Reply:
+    parsed: BaseModel
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ChatBackend(Protocol):
+    model: str
+
+    def __call__(self, request: ChatRequest) -> Reply: ...
+
+
+class MalformedResponse(Exception):
+    """The server answered, but not with JSON that fits the response schema (retried)."""
+
+
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    MalformedResponse,
+    pydantic.ValidationError,
+    json.JSONDecodeError,
+)
+
+
+def is_retryable(err: BaseException) -> bool:
+    """429, 5xx, timeouts, dropped connections and malformed structured output are worth retrying."""
+    if isinstance(err, openai.APIStatusError):
+        return err.status_code == 429 or err.status_code >= 500
+    return isinstance(err, RETRYABLE)
+
+
+def image_data_url(path: str | Path) -> str:
+    data = Path(path).read_bytes()
+    mime = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif"}.get(Path(path).suffix.lower(), "png")
+    return f"data:image/{mime};base64,{base64.b64encode(data).decode()}"
+
+
+class OpenAIBackend:
+    """`chat.completions.parse` with a pydantic `response_format`; the client's own retries are off (ours apply)."""
+
+    def __init__(self, model: str = "o3", base_url: str | None = None, api_key: str | None = None, timeout=120.0):
+        self.model = model
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+
+    def __call__(self, request: ChatRequest) -> Reply:
+        content = [
+            {"type": "text", "text": request.user},
+            {"type": "image_url", "image_url": {"url": image_data_url(request.image_path)}},
+        ]
+        completion = self.client.chat.completions.parse(
+            model=self.model,
+            messages=[{"role": "system", "content": request.system}, {"role": "user", "content": content}],
+            response_format=request.response_model,
+        )
+        message = completion.choices[0].message
+        if message.parsed is None:
+            raise MalformedResponse(message.refusal or "no structured content")
+        usage = completion.usage
+        return Reply(message.parsed, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+
+
+class ResponseCache:
+    """One JSON file per finished call under `folder/<2 hex>/<sha256>.json`, written atomically."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def key(self, model: str, request: ChatRequest, image_sha: str) -> str:
+        schema = json.dumps(request.response_model.model_json_schema(), sort_keys=True)
+        text = json.dumps([model, request.task, request.system, request.user, image_sha, schema])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        path = self._path(key)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def put(self, key: str, record: dict) -> None:
+        atomic_write_json(self._path(key), record)
+
+
+@dataclass
+class UsageTally:
+    """Counts over a run (thread-safe increments through `add`)."""
+
+    api_calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    rejected: int = 0
+    dropped: int = 0
+    completed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def to_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A medoid completed into a full quadruple (image, caption, question, answer)."""
+
+    sample_id: str
+    side: str  # "understanding" | "generation": which input set the medoid came from
+    image_path: str
+    caption: str
+    question: str
+    answer: str
+    tag: str
+    attempts: int
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform(0.5, 1) x min(max, base x 2^attempt)."""
+        return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class Completer:
+    """Runs the caption / MCQ + verify loop for medoids through a backend, with cache, retries and tally."""
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        cache_dir: str | Path,
+        max_in_flight: int = 8,
+        max_regenerations: int = 2,
+        retry: RetryPolicy | None = None,
+    ):
+        self.backend, self.cache = backend, ResponseCache(cache_dir)
+        self.max_in_flight, self.max_regenerations = max_in_flight, max_regenerations
+        self.retry = retry or RetryPolicy()
+        self.usage = UsageTally()
+
+    def call(self, request: ChatRequest):
+        """Cached, retried structured call; returns the parsed pydantic object."""
+        image_sha = hashlib.sha256(Path(request.image_path).read_bytes()).hexdigest()
+        key = self.cache.key(self.backend.model, request, image_sha)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.usage.add(cache_hits=1)
+            return request.response_model.model_validate(cached["response"])
+        for attempt in range(self.retry.max_retries + 1):
+            try:
+                reply = self.backend(request)
+                break
+            except Exception as err:
+                if not is_retryable(err) or attempt == self.retry.max_retries:
+                    raise
+                delay = self.retry.delay(attempt)
+                logger.warning("%s call failed (%s: %s); retry in %.2fs", request.task, type(err).__name__, err, delay)
+                self.usage.add(retries=1)
+                time.sleep(delay)
+        self.usage.add(api_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        self.cache.put(key, {"task": request.task, "model": self.backend.model, "response": reply.parsed.model_dump()})
+        return reply.parsed
+
+    def complete_understanding(self, sample: UnderstandingSample) -> Completion | None:
+        """Caption an understanding medoid, verified against its question/answer and image."""
+        context = {"question": sample.question, "answer": sample.answer}
+        note = ""
+        for attempt in range(self.max_regenerations + 1):
+            user = CAPTION_PROMPT.format(**context) + note
+            caption = self.call(ChatRequest("caption", user, sample.image_path, Caption, context)).caption.strip()
+            verdict = self._verify("verify_caption", VERIFY_CAPTION_PROMPT, {**context, "caption": caption}, sample)
+            if caption and verdict.accepted:
+                return Completion(sample.sample_id, "understanding", sample.image_path, caption, sample.question,
+                                  sample.answer, sample.tag, attempt + 1)  # fmt: skip
+            note = RETRY_NOTE.format(reason=verdict.reason if caption else "the caption was empty.")
+        self.usage.add(dropped=1)
+        return None
+
+    def complete_generation(self, sample: GenerationSample) -> Completion | None:
+        """Write a verified 4-option question (released format) for a generation medoid."""
+        note = ""
+        for attempt in range(self.max_regenerations + 1):
+            user = MCQ_PROMPT.format(prompt=sample.prompt) + note
+            mcq = self.call(ChatRequest("mcq", user, sample.image_path, MultipleChoice, {"prompt": sample.prompt}))
+            question = format_mcq(mcq.question, mcq.options)
+            problem = _mcq_problem(mcq)
+            if problem is None:
+                context = {"prompt": sample.prompt, "question": question, "answer": mcq.answer}
+                verdict = self._verify("verify_mcq", VERIFY_MCQ_PROMPT, context, sample)
+                if verdict.accepted:
+                    return Completion(sample.sample_id, "generation", sample.image_path, sample.prompt, question,
+                                      mcq.answer, sample.tag, attempt + 1)  # fmt: skip
+                problem = verdict.reason
+            note = RETRY_NOTE.format(reason=problem)
+        self.usage.add(dropped=1)
+        return None
+
+    def _verify(self, task: str, template: str, context: dict, sample) -> Verdict:
+        verdict = self.call(ChatRequest(task, template.format(**context), sample.image_path, Verdict, context))
+        if not verdict.accepted:
+            self.usage.add(rejected=1)
+        return verdict
+
+    def complete_all(
+        self, samples: Sequence[UnderstandingSample | GenerationSample], progress: Callable[[int], None] | None = None
+    ) -> list[Completion | None]:
+        """Complete every sample, `max_in_flight` at a time; output order = input order. On an error the
+        pending samples are cancelled (running ones finish and are cached) and the error propagates."""
+
+        def one(sample):
+            if isinstance(sample, UnderstandingSample):
+                result = self.complete_understanding(sample)
+            else:
+                result = self.complete_generation(sample)
+            if progress is not None:
+                progress(1)
+            return result
+
+        pool = ThreadPoolExecutor(max_workers=max(1, self.max_in_flight))
+        try:
+            futures = [pool.submit(one, s) for s in samples]
+            results = [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.usage.add(completed=sum(r is not None for r in results))
+        return results
+
+
+def _mcq_problem(mcq: MultipleChoice) -> str | None:
+    """Local structural check of a generated question (duplicate or empty options) before paying for a verify."""
+    options = [o.strip().lower() for o in mcq.options]
+    if not mcq.question.strip() or any(not o for o in options):
+        return "the question or an option was empty."
+    if len(set(options)) != len(options):
+        return "two options were the same; the four options must be distinct."
+    return None
+
+
+def estimate_cost(samples: Sequence[UnderstandingSample | GenerationSample], max_regenerations: int) -> dict:
+    """Dry-run: API calls (2 per sample if every draft passes, up to 2 x (1 + regenerations)) and tokens."""
+    calls = 2 * len(samples)
+    prompt_tokens = completion_tokens = 0
+    for s in samples:
+        is_und = isinstance(s, UnderstandingSample)
+        text = (
+            CAPTION_PROMPT.format(question=s.question, answer=s.answer)
+            if is_und
+            else MCQ_PROMPT.format(prompt=s.prompt)
+        )
+        task = "caption" if is_und else "mcq"
+        verify = "verify_caption" if is_und else "verify_mcq"
+        # Text ~4 characters per token; the verify call sees the draft again, so count the text twice.
+        prompt_tokens += 2 * (len(SYSTEM + text) // 4 + IMAGE_TOKENS_ESTIMATE) + OUTPUT_TOKENS_ESTIMATE[task]
+        completion_tokens += OUTPUT_TOKENS_ESTIMATE[task] + OUTPUT_TOKENS_ESTIMATE[verify]
+    return {
+        "samples": len(samples),
+        "api_calls_min": calls,
+        "api_calls_max": calls * (1 + max_regenerations),
+        "prompt_tokens_estimate": prompt_tokens,
+        "completion_tokens_estimate": completion_tokens,
+    }

@@ -1,0 +1,97 @@
+"""A loopback OpenAI-compatible chat-completions server for tests and benchmarks: canned replies, scripted failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CANNED = {
+    "Caption": {"caption": "a red circle on the left of a grey background"},
+    "MultipleChoice": {
+        "question": "What colour is the circle?",
+        "options": ["red", "blue", "green", "yellow"],
+        "answer": "A",
+    },
+    "Verdict": {"contradiction": False, "hallucination": False, "reason": "consistent"},
+}
+
+
+class FakeOpenAI:
+    """Serves /v1/chat/completions on 127.0.0.1:<ephemeral>. `failures` is a queue of "429" | "500" |
+    "malformed" served before normal replies; `reject_verdicts` verdicts answer "contradiction" first;
+    `latency` seconds are slept per request. Every request body is counted in `bodies`."""
+
+    def __init__(self, failures=(), reject_verdicts: int = 0, latency: float = 0.0):
+        self.failures = list(failures)
+        self.reject_verdicts = reject_verdicts
+        self.latency = latency
+        self.bodies: Counter = Counter()
+        self.by_schema: Counter = Counter()
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @property
+    def requests(self) -> int:
+        return sum(self.bodies.values())
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _reply(self, body: dict) -> tuple[int, bytes]:
+        schema = body["response_format"]["json_schema"]["name"]
+        with self.lock:
+            self.bodies[json.dumps(body, sort_keys=True)] += 1
+            self.by_schema[schema] += 1
+            failure = self.failures.pop(0) if self.failures else None
+            reject = schema == "Verdict" and self.reject_verdicts > 0
+            if reject:
+                self.reject_verdicts -= 1
+        if failure in ("429", "500"):
+            return int(failure), json.dumps({"error": {"message": "try later", "type": "server_error"}}).encode()
+        content = dict(CANNED[schema])
+        if schema == "Caption" and "rejected" in json.dumps(body["messages"]):
+            content["caption"] += " (revised)"  # a redraft differs from the rejected draft, as a real model's would
+        if reject:
+            content = {"contradiction": True, "hallucination": False, "reason": "wrong colour"}
+        text = "{not json" if failure == "malformed" else json.dumps(content)
+        reply = {
+            "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text, "refusal": None}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        }  # fmt: skip
+        return 200, json.dumps(reply).encode()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if fake.latency:
+                    time.sleep(fake.latency)
+                status, data = fake._reply(body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler

@@ -1,0 +1,108 @@
+"""Completion against a loopback OpenAI-compatible server: parsing, retries, verification, cache, crash-resume."""
+
+import pytest
+from PIL import Image
+
+from data_tools.completion import Completer, OpenAIBackend, RetryPolicy
+from data_tools.loopback_openai import FakeOpenAI
+from data_tools.schema import MCQ_SUFFIX, GenerationSample, UnderstandingSample
+
+FAST_RETRY = RetryPolicy(max_retries=4, base_delay=0.001, max_delay=0.01)
+
+
+def _samples(tmp_path, n=3):
+    samples = []
+    for i in range(n):
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(path)
+        if i % 2 == 0:
+            samples.append(UnderstandingSample(f"u{i}", str(path), f"Q{i}?\nA. x\nB. y\n{MCQ_SUFFIX}", "A"))
+        else:
+            samples.append(GenerationSample(f"g{i}", str(path), f"a photo of a red thing {i}"))
+    return samples
+
+
+def _completer(server, cache, **kwargs):
+    backend = OpenAIBackend("o3", base_url=server.base_url, api_key="test", timeout=10)
+    return Completer(backend, cache, retry=kwargs.pop("retry", FAST_RETRY), **kwargs)
+
+
+def test_completes_both_sides_in_released_format(tmp_path):
+    samples = _samples(tmp_path, 2)
+    with FakeOpenAI() as server:
+        und, gen = _completer(server, tmp_path / "cache").complete_all(samples)
+        assert server.requests == 4  # caption + verify, mcq + verify
+    assert und.caption.startswith("a red circle") and und.question == samples[0].question and und.answer == "A"
+    assert gen.caption == samples[1].prompt and gen.answer == "A"
+    assert gen.question.splitlines()[1:] == ["A. red", "B. blue", "C. green", "D. yellow", MCQ_SUFFIX]
+
+
+def test_retries_429_500_and_malformed_json(tmp_path):
+    samples = _samples(tmp_path, 1)
+    with FakeOpenAI(failures=["429", "500", "malformed"]) as server:
+        completer = _completer(server, tmp_path / "cache", max_in_flight=1)
+        (done,) = completer.complete_all(samples)
+        assert server.requests == 5  # 3 failures + caption + verify
+    assert done is not None and completer.usage.retries == 3 and completer.usage.api_calls == 2
+    assert completer.usage.prompt_tokens == 200 and completer.usage.completion_tokens == 40
+
+
+def test_gives_up_after_max_retries(tmp_path):
+    with FakeOpenAI(failures=["500"] * 10) as server:
+        completer = _completer(server, tmp_path / "cache", retry=RetryPolicy(max_retries=2, base_delay=0.001))
+        with pytest.raises(Exception, match="500|try later"):
+            completer.complete_all(_samples(tmp_path, 1))
+        assert server.requests == 3
+
+
+def test_rejected_draft_is_regenerated_then_dropped(tmp_path):
+    samples = _samples(tmp_path, 1)
+    with FakeOpenAI(reject_verdicts=1) as server:
+        completer = _completer(server, tmp_path / "c1", max_regenerations=2)
+        (done,) = completer.complete_all(samples)
+        assert done.attempts == 2 and completer.usage.rejected == 1
+        assert server.by_schema == {"Caption": 2, "Verdict": 2}
+    with FakeOpenAI(reject_verdicts=100) as server:
+        completer = _completer(server, tmp_path / "c2", max_regenerations=1)
+        assert completer.complete_all(samples) == [None]
+        assert completer.usage.dropped == 1 and server.by_schema == {"Caption": 2, "Verdict": 2}
+
+
+def test_cache_makes_rerun_free(tmp_path):
+    samples = _samples(tmp_path, 3)
+    with FakeOpenAI() as server:
+        first = _completer(server, tmp_path / "cache").complete_all(samples)
+        calls = server.requests
+        rerun = _completer(server, tmp_path / "cache")
+        assert rerun.complete_all(samples) == first
+        assert server.requests == calls and rerun.usage.cache_hits == calls and rerun.usage.api_calls == 0
+
+
+class _CrashAfter:
+    """Wraps a backend and raises (like a killed process) once `n` calls have gone through."""
+
+    def __init__(self, backend, n):
+        self.backend, self.n, self.model = backend, n, backend.model
+
+    def __call__(self, request):
+        if self.n == 0:
+            raise RuntimeError("simulated crash")
+        self.n -= 1
+        return self.backend(request)
+
+
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_crash_resume_repeats_no_call(tmp_path, in_flight):
+    samples = _samples(tmp_path, 8)
+    with FakeOpenAI() as clean:
+        expected = _completer(clean, tmp_path / "clean").complete_all(samples)
+        total = clean.requests
+    with FakeOpenAI() as server:
+        crashing = _completer(server, tmp_path / "cache", max_in_flight=in_flight)
+        crashing.backend = _CrashAfter(crashing.backend, 5)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            crashing.complete_all(samples)
+        assert 5 <= server.requests < total
+        resumed = _completer(server, tmp_path / "cache", max_in_flight=in_flight).complete_all(samples)
+        assert resumed == expected
+        assert server.requests == total and max(server.bodies.values()) == 1
