@@ -87,10 +87,9 @@ class Build:
         if self.args.features:
             return load_precomputed(self.args.features, self.ids)
         paths = [s.image_path for s in self.samples]
-        feats, meta = cached_features(
+        feats, _ = cached_features(
             self.ids, paths, self.encoder_config(), self.work_dir / "features", self.args.device
         )
-        self.feature_meta = meta
         return feats
 
     # -- stage 2 -------------------------------------------------------------------------------------------
@@ -118,9 +117,13 @@ class Build:
                 raise ValueError("--backend demo needs --demo-scenes PATH (written by make_demo_data.py)")
             backend = DemoCompletionBackend(a.demo_scenes)
         else:
-            backend = OpenAIBackend(a.model, a.base_url, a.api_key)
+            backend = OpenAIBackend(a.model, a.base_url, a.api_key, timeout=a.timeout)
         retry = RetryPolicy(max_retries=a.max_retries, base_delay=a.retry_base_delay)
         return Completer(backend, self.work_dir / "llm_cache", a.max_in_flight, a.max_regenerations, retry)
+
+    def complete_key(self) -> str:
+        a = self.args
+        return _digest(self.cluster_key(), a.backend, a.model, a.demo_scenes, a.max_regenerations)
 
     def complete(self, completer: Completer | None = None) -> list[Completion | None]:
         medoid_samples = [self.samples[i] for i in _require(self._medoids(), "cluster")["medoids"]]
@@ -134,7 +137,7 @@ class Build:
         logger.info("completion usage: %s", json.dumps(usage))
         records = [asdict(r) if r is not None else None for r in results]
         atomic_write_json(
-            self.work_dir / "completions.json", {"key": self.cluster_key(), "completions": records, "usage": usage}
+            self.work_dir / "completions.json", {"key": self.complete_key(), "completions": records, "usage": usage}
         )
         return results
 
@@ -172,7 +175,7 @@ class Build:
 
     # -- stage 5 -------------------------------------------------------------------------------------------
     def assemble(self) -> dict:
-        done = _require(_read_stage(self.work_dir, "completions", self.cluster_key()), "complete")
+        done = _require(_read_stage(self.work_dir, "completions", self.complete_key()), "complete")
         completions = [Completion(**c) if c is not None else None for c in done["completions"]]
         matches = _require(_read_stage(self.work_dir, "matches", self.retrieve_key()), "retrieve")["matches"]
         und_rows, gen_rows = self.rest()
@@ -260,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible URL (env OPENAI_BASE_URL)"
     )
     cl.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"), help="API key (env OPENAI_API_KEY)")
+    cl.add_argument("--timeout", type=float, default=300.0, help="seconds per API request (reasoning models are slow)")
     cl.add_argument("--max-in-flight", type=int, default=8, help="concurrent API requests")
     cl.add_argument("--max-retries", type=int, default=6, help="retries per call on 429/5xx/timeouts/malformed JSON")
     cl.add_argument("--retry-base-delay", type=float, default=1.0, help="first backoff delay in seconds (doubles)")

@@ -44,7 +44,9 @@ class Caption(BaseModel):
 
 class MultipleChoice(BaseModel):
     question: str = Field(description="The question stem, without the options.")
-    options: list[str] = Field(min_length=4, max_length=4, description="Exactly four distinct answer options.")
+    # The count is checked locally (`_mcq_problem`), not in the schema: strict structured-output
+    # schemas on some OpenAI-compatible servers reject minItems/maxItems.
+    options: list[str] = Field(description="Exactly four distinct answer options.")
     answer: Literal["A", "B", "C", "D"] = Field(description="Letter of the correct option.")
 
 
@@ -341,6 +343,8 @@ class Completer:
 def _mcq_problem(mcq: MultipleChoice) -> str | None:
     """Local structural check of a generated question (duplicate or empty options) before paying for a verify."""
     options = [o.strip().lower() for o in mcq.options]
+    if len(options) != 4:
+        return f"there were {len(options)} options; write exactly four."
     if not mcq.question.strip() or any(not o for o in options):
         return "the question or an option was empty."
     if len(set(options)) != len(options):

@@ -72,10 +72,10 @@ def noun(scene: Scene) -> str:
 
 
 def describe(scene: Scene) -> str:
-    """Caption naming count, colour, shape and position, e.g. "two red circles in a row on a grey background"."""
+    """Caption naming count, colour, shape and position (its only colour word), e.g. "two red circles in a row ..."."""
     where = f"on the {scene.position}" if scene.count == 1 else "in a row"
     article = "a" if scene.count == 1 else COUNT_WORDS[scene.count]
-    return f"{article} {scene.color} {noun(scene)} {where} on a plain light-grey background"
+    return f"{article} {scene.color} {noun(scene)} {where} on a plain light background"
 
 
 def generation_prompt(scene: Scene) -> str:

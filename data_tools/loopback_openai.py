@@ -22,10 +22,11 @@ CANNED = {
 class FakeOpenAI:
     """Serves /v1/chat/completions on 127.0.0.1:<ephemeral>. `failures` is a queue of "429" | "500" |
     "malformed" served before normal replies; `reject_verdicts` verdicts answer "contradiction" first;
-    `latency` seconds are slept per request. Every request body is counted in `bodies`."""
+    `bad_questions` questions come back with three options first; `latency` seconds are slept per request. Every request body is counted in `bodies`."""
 
-    def __init__(self, failures=(), reject_verdicts: int = 0, latency: float = 0.0):
+    def __init__(self, failures=(), reject_verdicts: int = 0, latency: float = 0.0, bad_questions: int = 0):
         self.failures = list(failures)
+        self.bad_questions = bad_questions
         self.reject_verdicts = reject_verdicts
         self.latency = latency
         self.bodies: Counter = Counter()
@@ -60,6 +61,9 @@ class FakeOpenAI:
             reject = schema == "Verdict" and self.reject_verdicts > 0
             if reject:
                 self.reject_verdicts -= 1
+            bad_question = schema == "MultipleChoice" and self.bad_questions > 0
+            if bad_question:
+                self.bad_questions -= 1
         if failure in ("429", "500"):
             return int(failure), json.dumps({"error": {"message": "try later", "type": "server_error"}}).encode()
         content = dict(CANNED[schema])
@@ -67,6 +71,8 @@ class FakeOpenAI:
             content["caption"] += " (revised)"  # a redraft differs from the rejected draft, as a real model's would
         if reject:
             content = {"contradiction": True, "hallucination": False, "reason": "wrong colour"}
+        if bad_question:
+            content["options"] = content["options"][:3]
         text = "{not json" if failure == "malformed" else json.dumps(content)
         reply = {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],

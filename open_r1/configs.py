@@ -178,13 +178,13 @@ class PairGRPOConfig(GRPOConfig):
         self._validate()
 
     def _reuse_cpu_distributed_state(self) -> None:
-        """Under torchrun on a CPU-only host, keep the gloo `PartialState` built by `open_r1.grpo` (environment.md).
+        """Under torchrun on a CPU-only host (DeepSpeed or DDP), keep the gloo `PartialState` built by `open_r1.grpo`.
 
         Otherwise accelerate finds no backend, every rank believes it is alone, and DeepSpeed's batch check fails.
         """
         from accelerate import PartialState
 
-        if torch.cuda.is_available() or not self.deepspeed or not PartialState._shared_state:
+        if torch.cuda.is_available() or not PartialState._shared_state:
             return
         config = self.accelerator_config
         if config is None or isinstance(config, dict):

@@ -91,8 +91,12 @@ def setup_logging(training_args: PairGRPOConfig) -> None:
 
 
 def model_dtype(model_args: ModelConfig, training_args: PairGRPOConfig) -> torch.dtype | None:
-    """fp32 unless mixed precision is on; then `--dtype` (default "auto": the checkpoint's stored dtype)."""
-    if not (training_args.bf16 or training_args.fp16):
+    """Weights dtype at load: `--dtype` (default "auto" = as stored) only under DeepSpeed mixed precision.
+
+    DeepSpeed keeps fp32 master weights for the optimizer; without it (CPU, single GPU, DDP) bf16 weights would
+    swallow 1e-6 updates, so the model loads in fp32 and `--bf16` runs the forward under autocast.
+    """
+    if not training_args.deepspeed or not (training_args.bf16 or training_args.fp16):
         return torch.float32
     if model_args.dtype in (None, "auto"):
         return None

@@ -19,6 +19,7 @@ def demo(tmp_path_factory):
     return make_demo_data(tmp_path_factory.mktemp("demo"), num_understanding=16, num_generation=16, seed=1, size=32)
 
 
+@pytest.mark.slow
 def test_demo_build_is_valid_and_resumable(demo, tmp_path):
     args = demo_build_args(demo, tmp_path / "work", num_clusters=4) + ["--image-size", "32"]
     summary = main(args)
@@ -28,7 +29,8 @@ def test_demo_build_is_valid_and_resumable(demo, tmp_path):
     assert summary["build"]["random_init"] is True
     assert (tmp_path / "work" / "pairs.similarity.png").stat().st_size > 0
     ds = load_pair_dataset(output)
-    assert all(any(c in p.split() for c in COLORS) for p in ds["prompt"])  # the demo_color reward's cue
+    # The demo_color reward's cue: exactly one colour word per prompt (no "grey" background either).
+    assert all(sum(w in COLORS or w in ("grey", "gray") for w in p.split()) == 1 for p in ds["prompt"])
     retrieved = [r for r in ds if r["pair_type"] == "retrieved"]
     assert len({r["und_image_path"] for r in retrieved}) == len(retrieved) and all(
         r["similarity"] >= 0.6 for r in retrieved
@@ -44,6 +46,7 @@ def test_stage_without_inputs_says_what_to_run(demo, tmp_path):
         main(args + ["--stage", "complete"])
 
 
+@pytest.mark.slow
 def test_openai_backend_stage_by_stage_and_no_repeat_calls(demo, tmp_path):
     rng = np.random.default_rng(0)
     features = tmp_path / "feats.npy"

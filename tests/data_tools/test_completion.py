@@ -106,3 +106,11 @@ def test_crash_resume_repeats_no_call(tmp_path, in_flight):
         resumed = _completer(server, tmp_path / "cache", max_in_flight=in_flight).complete_all(samples)
         assert resumed == expected
         assert server.requests == total and max(server.bodies.values()) == 1
+
+
+def test_malformed_question_is_redrawn_without_a_verify_call(tmp_path):
+    (_, gen) = _samples(tmp_path, 2)
+    with FakeOpenAI(bad_questions=1) as server:
+        (done,) = _completer(server, tmp_path / "cache").complete_all([gen])
+        assert server.by_schema == {"MultipleChoice": 2, "Verdict": 1}
+    assert done.attempts == 2 and len(done.question.splitlines()) == 6
