@@ -57,7 +57,9 @@ def prepare_cpu_distributed(argv: list[str]) -> None:
 
     if uses_deepspeed(argv):
         os.environ.setdefault("ACCELERATE_USE_DEEPSPEED", "true")
-    PartialState(backend="gloo")
+        PartialState(backend="gloo")
+    else:  # plain DDP over gloo
+        PartialState(cpu=True, backend="gloo")
 
 
 @contextmanager
