@@ -122,6 +122,14 @@ class PairGRPOTrainer(GRPOTrainer):
             )
         finally:
             args.beta = beta
+        if self.accelerator.num_processes > 1 and not self.is_deepspeed_enabled:
+            # The loss calls Janus submodules directly (text head, image head); DDP/FSDP only synchronise gradients
+            # of forwards that go through their wrapper, so ranks would silently diverge. DeepSpeed reduces
+            # gradients in its backward hooks and has no such requirement.
+            raise ValueError(
+                f"PairGRPO on {self.accelerator.num_processes} processes needs DeepSpeed: pass --deepspeed "
+                "configs/zero2.json or configs/zero3.json (plain DDP/FSDP would not synchronise gradients)."
+            )
         self.beta = beta
         self.ref_model = self._prepare_reference(ref_model)
         if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
