@@ -280,7 +280,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (args.features or args.random_init or args.encoder_weights) and args.stage in ("all", "features"):
         raise SystemExit("error: pass --encoder-weights PATH, --features FILE.npy, or --random-init")
-    return run(args)
+    try:
+        return run(args)
+    except ValueError as err:  # bad input or a missing stage: the message says where and how to fix it
+        raise SystemExit(f"error: {err}") from err
 
 
 if __name__ == "__main__":

@@ -518,12 +518,22 @@ def load_pretrained(
     return model, processor
 
 
-def save_pretrained(model: JanusForConditionalGeneration, processor: JanusProcessor, out_dir: str | Path) -> Path:
-    """Save in the transformers format (safetensors + config + tokenizer + processor settings)."""
+def save_pretrained(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    out_dir: str | Path,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Save in the transformers format (safetensors + config + tokenizer + processor settings).
+
+    `state_dict` overrides the model's own weights, e.g. the full weights DeepSpeed ZeRO-3 gathers on save (the
+    model's own parameters are shape-[0] shards there).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(out)
-    state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state_dict = model.state_dict() if state_dict is None else state_dict
+    state_dict = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     save_file(state_dict, str(out / "model.safetensors"), metadata={"format": "pt"})
     processor.save_pretrained(out)
     return out

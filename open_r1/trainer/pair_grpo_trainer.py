@@ -12,7 +12,6 @@ epsilons, old-log-prob logic, optimizer/scheduler/resume, metric averaging and l
 """
 
 import copy
-import functools
 import logging
 import math
 import time
@@ -20,14 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from transformers.integrations import TensorBoardCallback
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 from trl.models.utils import prepare_deepspeed
 
 import janus
-import janus.logprobs
 from open_r1.advantages import group_advantages, pair_weights
 from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
 from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid
@@ -55,27 +52,6 @@ def freeze_modules(model: torch.nn.Module, trainable_modules: list[str]) -> tupl
         )
     logger.info("Trainable parameters: %d (%s); frozen: %d.", trainable, ", ".join(trainable_modules), frozen)
     return trainable, frozen
-
-
-def relax_checkpoint_check_for_zero3() -> None:
-    """Let janus.logprobs' activation checkpointing run under ZeRO-3.
-
-    ZeRO-3 releases partitioned weights after every module call, so the recompute inside backward records shape-[0]
-    weights and torch's metadata check raises CheckpointError, although the gradients are right (ZeRO-3 gathers the
-    weights again before each module's backward). Workaround in the trainer until janus.logprobs passes
-    `determinism_check="none"` itself; idempotent.
-    """
-    original = janus.logprobs.checkpoint
-    if getattr(original, "_pairuni_relaxed", False):
-        return
-
-    @functools.wraps(original)
-    def checkpoint(*args, **kwargs):
-        kwargs.setdefault("determinism_check", "none")
-        return original(*args, **kwargs)
-
-    checkpoint._pairuni_relaxed = True
-    janus.logprobs.checkpoint = checkpoint
 
 
 class PairGRPOTrainer(GRPOTrainer):
@@ -132,8 +108,6 @@ class PairGRPOTrainer(GRPOTrainer):
             )
         self.beta = beta
         self.ref_model = self._prepare_reference(ref_model)
-        if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
-            relax_checkpoint_check_for_zero3()
         self.add_callback(MetricsFileCallback(args.output_dir))
         self._last_image_log_step = -1
 
@@ -465,19 +439,12 @@ class PairGRPOTrainer(GRPOTrainer):
             return
         out = Path(output_dir if output_dir is not None else self.args.output_dir)
         model = self.accelerator.unwrap_model(self.model)
-        if state_dict is None:
-            janus.save_pretrained(model, self.processor, out)
-        elif not state_dict:
+        if state_dict is not None and not state_dict:
             raise ValueError(
                 "DeepSpeed returned no weights to save; set zero_optimization.stage3_gather_16bit_weights_on_model_save "
                 "to true in the DeepSpeed config (configs/zero3.json does)."
             )
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            model.config.save_pretrained(out)
-            tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-            save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-            self.processor.save_pretrained(out)
+        janus.save_pretrained(model, self.processor, out, state_dict=state_dict)
         torch.save(self.args, out / "training_args.bin")
 
 

@@ -42,7 +42,7 @@ def test_demo_build_is_valid_and_resumable(demo, tmp_path):
 
 def test_stage_without_inputs_says_what_to_run(demo, tmp_path):
     args = demo_build_args(demo, tmp_path / "work", num_clusters=4)
-    with pytest.raises(ValueError, match="run --stage cluster"):
+    with pytest.raises(SystemExit, match="run --stage cluster"):
         main(args + ["--stage", "complete"])
 
 
