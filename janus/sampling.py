@@ -7,6 +7,7 @@ so every row sees what it would see alone. Log-probs with grad live in `janus.lo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
