@@ -149,23 +149,55 @@ def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float) -> tor
     return logits
 
 
+def image_seed(base_seed: int, prompt_index: int, image_index: int) -> int:
+    """Seed of one image's generator, fixed by (base seed, prompt index, image index) alone.
+
+    A hash rather than `base_seed + prompt_index`: with a sum, seed 1's prompt 0 would redraw seed 0's prompt 1.
+    63 bits, so it is a valid `torch.Generator.manual_seed` on every device.
+    """
+    digest = hashlib.sha256(f"{base_seed}/{prompt_index}/{image_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _check_generators(generator: torch.Generator | list[torch.Generator] | None, rows: int) -> None:
+    if isinstance(generator, list | tuple) and len(generator) != rows:
+        raise ValueError(
+            f"generator is a list of {len(generator)} generators but the batch has {rows} rows; pass one "
+            "torch.Generator per row (in row order, after any repeat_interleave) or a single generator."
+        )
+
+
+def _generator_rows(
+    generator: torch.Generator | list[torch.Generator] | None, start: int, stop: int
+) -> torch.Generator | list[torch.Generator] | None:
+    """The generators of rows [start, stop): the per-row slice of a list, else the shared generator itself."""
+    return list(generator[start:stop]) if isinstance(generator, list | tuple) else generator
+
+
 def _pick_tokens(
     logits: torch.Tensor,
     *,
     do_sample: bool,
     top_k: int | None,
     top_p: float,
-    generator: torch.Generator | None,
+    generator: torch.Generator | list[torch.Generator] | None,
     return_logps: bool,
 ) -> tuple[torch.LongTensor, torch.Tensor | None]:
     """Choose one token per row of temperature-scaled float32 logits [R, V].
 
+    `generator` is one generator for all rows, or a list with one per row: row r then draws from generator[r] only,
+    so its tokens do not depend on the other rows of the batch. That costs one `torch.multinomial` per row and step
+    instead of one per step (R small kernel launches on GPU), little next to the forward that produced the logits.
     The returned log-prob is under the *unfiltered* distribution softmax(logits): top-k/top-p only truncate what
     can be drawn, and the loss-side forward (janus.logprobs) knows nothing about them, as in TRL.
     """
     if do_sample:
-        probs = _filter_logits(logits, top_k, top_p).softmax(-1)
-        tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # [R]
+        probs = _filter_logits(logits, top_k, top_p).softmax(-1)  # [R, V]
+        if isinstance(generator, list | tuple):
+            rows = [torch.multinomial(p, num_samples=1, generator=g) for p, g in zip(probs.split(1), generator)]
+            tokens = torch.cat(rows).squeeze(-1)  # R x [1, 1] -> [R]
+        else:
+            tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # [R]
     else:
         tokens = logits.argmax(-1)  # [R]
     logps = logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1) if return_logps else None
@@ -185,7 +217,7 @@ def sample_image_tokens(
     cfg_weight: float = 5.0,
     temperature: float = 1.0,
     top_k: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     max_batch_size: int | None = None,
     return_logps: bool = False,
 ) -> ImageSamples:
@@ -196,13 +228,17 @@ def sample_image_tokens(
     uncond)`, divides by `temperature`, optionally keeps the `top_k` best, samples with `generator` (on the
     model's device), and feeds the sampled token's generation embedding to both rows.
 
-    `cfg_weight=1` is the conditional-only distribution; the unconditional rows are then skipped (same result,
-    half the work). `max_batch_size` bounds the prompts per forward (chunks are sampled one after another, so the
-    draws depend on it). `return_logps` gives log-probs of the sampled tokens under the CFG-mixed,
+    `generator` is a single generator shared by the batch, or a list with one generator per prompt row: each row
+    then draws only from its own generator, so it gets the same tokens whatever else is in the batch and whatever
+    `max_batch_size` (a bit slower: one draw per row and step). `cfg_weight=1` is the conditional-only distribution;
+    the unconditional rows are then skipped (same result, half the work). `max_batch_size` bounds the prompts per
+    forward (chunks are sampled one after another, so with a shared generator the draws depend on it).
+    `return_logps` gives log-probs of the sampled tokens under the CFG-mixed,
     temperature-scaled distribution before top-k, the quantity `image_token_logps(..., cfg_weight=w)` recomputes.
     """
     _check_sampling_args(temperature, top_k)
     n = batch.input_ids.shape[0]
+    _check_generators(generator, n)
     chunk = n if max_batch_size is None else max_batch_size
     if chunk < 1:
         raise ValueError(f"max_batch_size={max_batch_size} must be >= 1 or None (all prompts in one forward).")
@@ -216,7 +252,7 @@ def sample_image_tokens(
             cfg_weight=cfg_weight,
             temperature=temperature,
             top_k=top_k,
-            generator=generator,
+            generator=_generator_rows(generator, start, start + chunk),
             return_logps=return_logps,
         )
         for start in range(0, n, chunk)
@@ -235,7 +271,7 @@ def _sample_image_chunk(
     cfg_weight: float,
     temperature: float,
     top_k: int | None,
-    generator: torch.Generator | None,
+    generator: torch.Generator | list[torch.Generator] | None,
     return_logps: bool,
 ) -> ImageSamples:
     n, prompt_len = input_ids.shape
@@ -321,7 +357,7 @@ def sample_answer_tokens(
     top_p: float = 1.0,
     top_k: int | None = None,
     do_sample: bool = True,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
     return_logps: bool = False,
@@ -330,6 +366,8 @@ def sample_answer_tokens(
     """Sample answers to image + question prompts with a KV cache; stops once every row has produced EOS.
 
     The image features (vision tower + aligner) replace the placeholder embeddings. `do_sample=False` is greedy.
+    `generator` is one generator for the batch or a list with one per row (each row's answer then depends only on
+    its own generator and prompt, not on the batch it is in; one draw per row and step).
     `eos_token_id`/`pad_token_id` default to the model's generation config (pass `processor.special.eos_id` /
     `.pad_id` to be explicit). `return_logps` gives log-softmax(logits / temperature) of each chosen token before
     top-k/top-p, the quantity `answer_token_logps` recomputes. `sync_ranks` (default: on for a DeepSpeed ZeRO-3
@@ -344,6 +382,7 @@ def sample_answer_tokens(
 
     mask = batch.attention_mask.long()  # [N, T]
     n = mask.shape[0]
+    _check_generators(generator, n)
     full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1))  # [N, T + L_max]
     cache = DynamicCache(config=model.model.language_model.config)
     embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values)  # [N, T, D]
@@ -378,6 +417,7 @@ __all__ = [
     "AnswerSamples",
     "ImageSamples",
     "cfg_mix",
+    "image_seed",
     "num_image_tokens",
     "position_ids_from_mask",
     "sample_answer_tokens",
