@@ -227,12 +227,15 @@ class Completion:
 
 @dataclass
 class RetryPolicy:
+    """Retries per call on retryable errors (`is_retryable`), with exponential backoff."""
+
     max_retries: int = 6
     base_delay: float = 1.0
     max_delay: float = 60.0
 
     def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter: uniform(0.5, 1) x min(max, base x 2^attempt)."""
+        """Exponential backoff with jitter: uniform(0.5, 1) x min(max, base x 2^attempt); jitter keeps concurrent
+        workers that hit the same 429 from retrying in lockstep."""
         return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)
 
 

@@ -230,7 +230,9 @@ def sample_image_tokens(
 
     `generator` is a single generator shared by the batch, or a list with one generator per prompt row: each row
     then draws only from its own generator, so it gets the same tokens whatever else is in the batch and whatever
-    `max_batch_size` (a bit slower: one draw per row and step). `cfg_weight=1` is the conditional-only distribution;
+    `max_batch_size` (a bit slower: one draw per row and step). Only the random stream is made batch-independent:
+    the batch's padded length can still move a row's logits by float rounding (~1e-6 in float32), which on rare
+    draws picks a neighbouring token. `cfg_weight=1` is the conditional-only distribution;
     the unconditional rows are then skipped (same result, half the work). `max_batch_size` bounds the prompts per
     forward (chunks are sampled one after another, so with a shared generator the draws depend on it).
     `return_logps` gives log-probs of the sampled tokens under the CFG-mixed,

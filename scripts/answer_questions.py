@@ -17,12 +17,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-import janus
 from janus.sampling import sample_answer_tokens
+from open_r1.evaluation.common import add_checkpoint_args, load_model, model_device, setup_logging
 
 logger = logging.getLogger("answer_questions")
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def read_questions(path: Path, image_root: Path) -> list[dict]:
@@ -49,9 +47,7 @@ def read_questions(path: Path, image_root: Path) -> list[dict]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model_path", required=True, help="Local checkpoint folder (original or transformers format)."
-    )
+    add_checkpoint_args(parser)
     parser.add_argument("--input", required=True, type=Path, help="JSONL with image_path and question fields.")
     parser.add_argument("--output", required=True, type=Path, help="JSONL written with an added answer field.")
     parser.add_argument("--image_root", type=Path, default=None, help="Base of relative image paths.")
@@ -62,29 +58,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top_k", type=int, default=None, help="Keep the k most likely tokens (default: all).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling generator.")
     parser.add_argument("--batch_size", type=int, default=8, help="Questions answered together.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device.")
-    parser.add_argument(
-        "--dtype", choices=sorted(DTYPES), default=None, help="Default: bfloat16 on CUDA, else float32."
-    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.batch_size < 1:
         raise ValueError(f"--batch_size {args.batch_size} must be >= 1.")
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
     records = read_questions(args.input, args.image_root or args.input.parent)
-    model, processor = janus.load_pretrained(args.model_path, dtype=dtype, device=args.device)
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    model, processor = load_model(args.model_path, args.device, args.dtype)
+    device = model_device(model)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Answering %d questions from %s", len(records), args.input)
     with args.output.open("w", encoding="utf-8") as out:
         for start in tqdm(range(0, len(records), args.batch_size), desc="batches"):
             chunk = records[start : start + args.batch_size]
             images = [Image.open(r["_resolved_image"]).convert("RGB") for r in chunk]
-            batch = processor.encode_understanding([r["question"] for r in chunk], images).to(args.device)
+            batch = processor.encode_understanding([r["question"] for r in chunk], images).to(device)
             samples = sample_answer_tokens(
                 model,
                 batch,

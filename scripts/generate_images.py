@@ -2,8 +2,8 @@
 
 Usage:
     python scripts/generate_images.py --model_path deepseek-ai/Janus-Pro-1B --prompts prompts.txt --out_dir out/
-Prompts: a .txt file (one per line) or a .jsonl file with a "prompt" field. Draws come from one generator seeded
-with --seed, so they depend on --batch_size as well.
+Prompts: a .txt file (one per line) or a .jsonl file with a "prompt" field. Every image draws from its own generator
+seeded from (--seed, prompt index, sample index), so an image does not depend on --batch_size or on the other prompts.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import janus
 from janus.decode import decode_image_tokens, to_pil
-from janus.sampling import sample_image_tokens
+from janus.sampling import image_seed, sample_image_tokens
+from open_r1.evaluation.common import add_checkpoint_args, load_model, model_device, setup_logging
 
 logger = logging.getLogger("generate_images")
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def read_prompts(path: Path) -> list[str]:
@@ -47,33 +45,30 @@ def read_prompts(path: Path) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model_path", required=True, help="Local checkpoint folder (original or transformers format)."
-    )
+    add_checkpoint_args(parser)
     parser.add_argument("--prompts", required=True, type=Path, help=".txt (one prompt per line) or .jsonl file.")
     parser.add_argument("--out_dir", required=True, type=Path, help="Folder for the PNGs and metadata.jsonl.")
     parser.add_argument("--cfg_weight", type=float, default=5.0, help="Classifier-free guidance weight (1 = none).")
     parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (> 0).")
     parser.add_argument("--top_k", type=int, default=None, help="Keep the k most likely tokens (default: all).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling generator.")
-    parser.add_argument("--num_images_per_prompt", type=int, default=1, help="Images sampled per prompt.")
-    parser.add_argument("--batch_size", type=int, default=8, help="Images sampled together (bounds memory).")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device.")
     parser.add_argument(
-        "--dtype", choices=sorted(DTYPES), default=None, help="Default: bfloat16 on CUDA, else float32."
+        "--seed", type=int, default=0, help="Base seed; image s of prompt p uses a generator seeded from (seed, p, s)."
+    )
+    parser.add_argument("--num_images_per_prompt", type=int, default=1, help="Images sampled per prompt.")
+    parser.add_argument(
+        "--batch_size", type=int, default=8, help="Images sampled together (bounds memory; does not change images)."
     )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.batch_size < 1 or args.num_images_per_prompt < 1:
         raise ValueError("--batch_size and --num_images_per_prompt must be >= 1.")
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
     prompts = read_prompts(args.prompts)
-    model, processor = janus.load_pretrained(args.model_path, dtype=dtype, device=args.device)
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    model, processor = load_model(args.model_path, args.device, args.dtype)
+    device = model_device(model)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     # One row per image to draw: (prompt index, sample index).
     jobs = [(p, s) for p in range(len(prompts)) for s in range(args.num_images_per_prompt)]
@@ -81,16 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     with (args.out_dir / "metadata.jsonl").open("w", encoding="utf-8") as metadata:
         for start in tqdm(range(0, len(jobs), args.batch_size), desc="batches"):
             chunk = jobs[start : start + args.batch_size]
-            batch = processor.encode_generation([prompts[p] for p, _ in chunk]).to(args.device)
+            batch = processor.encode_generation([prompts[p] for p, _ in chunk]).to(device)
             samples = sample_image_tokens(
                 model,
                 batch,
                 cfg_weight=args.cfg_weight,
                 temperature=args.temperature,
                 top_k=args.top_k,
-                generator=generator,
+                generator=[torch.Generator(device=device).manual_seed(image_seed(args.seed, p, s)) for p, s in chunk],
             )
-            images = to_pil(decode_image_tokens(model, samples.tokens))
+            # One image per decode: the VQ decoder's float output moves with its batch size (~1e-6, enough to flip a
+            # rounded pixel), and decoding is cheap next to sampling the image tokens.
+            images = [to_pil(decode_image_tokens(model, tokens.unsqueeze(0)))[0] for tokens in samples.tokens]
             for (p, s), image in zip(chunk, images):
                 name = f"{p:05d}_{s:02d}.png"
                 image.save(args.out_dir / name)

@@ -344,7 +344,7 @@ def _answer_batch(
 
 @dataclass
 class GenerationJob:
-    """One prompt to draw. `index` is stable across runs (GenEval line, WISE prompt_id): it fixes the seed."""
+    """One prompt to draw. `index` is stable across runs (GenEval line, WISE prompt_id): it fixes its images' seeds."""
 
     index: int
     prompt: str
@@ -360,15 +360,11 @@ class GenerationSettings:
     cfg_weight: float = 5.0
     temperature: float = 1.0
     seed: int = 0
-    # Prompts per sampler call. 1 makes every prompt's images depend only on (seed, index); with P > 1 the group
-    # {index // P} shares one generator, so outputs are reproducible for the same P (the sampler draws per call).
+    # Prompts per sampler call: only speed. Every image has its own generator, seeded from (seed, prompt index,
+    # image index), and the sampler draws each row from its own generator, so images do not depend on this value
+    # (up to float rounding of the batched forward, which can rarely change a draw; see janus.sample_image_tokens).
     prompts_per_batch: int = 1
     decode_batch_size: int = 16
-
-
-def prompt_seed(base_seed: int, index: int) -> int:
-    """Seed of the sampler call that starts at prompt `index`: a resumed run redraws exactly the same images."""
-    return base_seed + index
 
 
 def generate_jobs(
@@ -377,28 +373,24 @@ def generate_jobs(
     jobs: Sequence[GenerationJob],
     settings: GenerationSettings,
 ) -> int:
-    """Draw images for every job whose outputs are incomplete; returns how many prompts were drawn."""
+    """Draw images for every job whose outputs are incomplete; returns how many prompts were drawn.
+
+    Images are seeded per (seed, job index, image index), so a resumed run redraws exactly the missing prompts'
+    images, whatever `prompts_per_batch` either run used.
+    """
     if settings.prompts_per_batch < 1 or settings.samples_per_prompt < 1:
         raise ValueError(
             f"prompts_per_batch={settings.prompts_per_batch} and samples_per_prompt={settings.samples_per_prompt} "
             "must be >= 1."
         )
-    groups: dict[int, list[GenerationJob]] = {}
-    for job in sorted(jobs, key=lambda j: j.index):
-        groups.setdefault(job.index // settings.prompts_per_batch, []).append(job)
-    drawn = 0
-    for number, group in enumerate(groups.values(), start=1):
-        todo = {id(job) for job in group if not job.is_done()}
-        if not todo:
-            continue
-        seed = prompt_seed(settings.seed, group[0].index)
-        images = sample_images(model, processor, [job.prompt for job in group], settings, seed)
+    todo = [job for job in sorted(jobs, key=lambda j: j.index) if not job.is_done()]
+    for start in range(0, len(todo), settings.prompts_per_batch):
+        group = todo[start : start + settings.prompts_per_batch]
+        images = sample_images(model, processor, [job.prompt for job in group], settings, [job.index for job in group])
         for job, job_images in zip(group, images):
-            if id(job) in todo:  # finished prompts keep their files (same seed -> same images anyway)
-                job.write(job_images)
-        drawn += len(todo)
-        logger.info("group %d/%d done (%d prompts drawn so far)", number, len(groups), drawn)
-    return drawn
+            job.write(job_images)
+        logger.info("%d/%d prompts drawn", start + len(group), len(todo))
+    return len(todo)
 
 
 def sample_images(
@@ -406,23 +398,40 @@ def sample_images(
     processor: JanusProcessor,
     prompts: Sequence[str],
     settings: GenerationSettings,
-    seed: int,
+    indices: Sequence[int],
 ) -> list[list[Image.Image]]:
-    """`samples_per_prompt` images for each prompt with the janus CFG sampler, seeded by `seed`."""
+    """`samples_per_prompt` images for each prompt with the janus CFG sampler; image s of prompt `indices[p]` draws
+    from its own generator seeded by `image_seed(settings.seed, indices[p], s)`, so it does not depend on the batch.
+    """
     import janus
+    from janus.sampling import image_seed
 
     device = model_device(model)
     k = settings.samples_per_prompt
     batch = processor.encode_generation(list(prompts)).repeat_interleave(k).to(device)  # rows: p0 x k, p1 x k, ...
-    generator = torch.Generator(device=device).manual_seed(seed)
+    seeds = [image_seed(settings.seed, index, sample) for index in indices for sample in range(k)]  # same row order
+    generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     tokens = janus.sample_image_tokens(
-        model, batch, cfg_weight=settings.cfg_weight, temperature=settings.temperature, generator=generator
+        model, batch, cfg_weight=settings.cfg_weight, temperature=settings.temperature, generator=generators
     ).tokens  # [P * k, I]
+    return [decode_images(model, prompt_tokens, settings.decode_batch_size) for prompt_tokens in tokens.split(k)]
+
+
+def decode_images(
+    model: JanusForConditionalGeneration, tokens: torch.LongTensor, batch_size: int
+) -> list[Image.Image]:
+    """PIL images of one prompt's image tokens [k, I], decoded `batch_size` at a time.
+
+    Per prompt, not per sampler call: the VQ decoder's float output moves by ~1e-6 with its batch size (enough to
+    flip a rounded pixel), so decode batches must not depend on `prompts_per_batch` for the PNGs to be identical.
+    """
+    import janus
+
     images: list[Image.Image] = []
-    for start in range(0, tokens.shape[0], settings.decode_batch_size):
-        pixels = janus.decode_image_tokens(model, tokens[start : start + settings.decode_batch_size])  # [b, 3, H, W]
+    for start in range(0, tokens.shape[0], batch_size):
+        pixels = janus.decode_image_tokens(model, tokens[start : start + batch_size])  # [b, 3, H, W]
         images += janus.to_pil(pixels.float().cpu())
-    return [images[i * k : (i + 1) * k] for i in range(len(prompts))]
+    return images
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -476,12 +485,17 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
+    """--model_path, --device, --dtype: what `load_model` takes (also the janus CLIs in scripts/)."""
     parser.add_argument("--model_path", required=True, help="Local Janus-Pro checkpoint (DeepSeek or transformers).")
     parser.add_argument("--device", default=None, help="Default: cuda if available, else cpu.")
     parser.add_argument(
         "--dtype", default=None, choices=sorted(DTYPES), help="Default: bfloat16 on GPU, else float32."
     )
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    add_checkpoint_args(parser)
     parser.add_argument("--out_dir", required=True, help="Output folder; rerunning with it resumes.")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N items (smoke runs).")
 
@@ -502,7 +516,10 @@ def add_answer_args(parser: argparse.ArgumentParser) -> None:
 
 def answer_settings_from_args(args: argparse.Namespace) -> AnswerSettings:
     return AnswerSettings(
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, system_prompt=args.system_prompt
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        system_prompt=args.system_prompt,
+        question_template=args.question_template,
     )
 
 
@@ -516,7 +533,7 @@ def add_generation_args(parser: argparse.ArgumentParser, samples_per_prompt: int
         "--prompts_per_batch",
         type=int,
         default=defaults.prompts_per_batch,
-        help="Prompts per sampler call (faster on GPU); images are reproducible for the same value.",
+        help="Prompts per sampler call (faster on GPU); images do not depend on it (one seeded generator per image).",
     )
 
 
@@ -555,3 +572,79 @@ def answer_and_save(
 def settings_record(args: argparse.Namespace) -> dict[str, Any]:
     """CLI settings stored in results.json, so a table can say how each number was produced."""
     return {k: v for k, v in vars(args).items() if isinstance(v, str | int | float | bool | list | type(None))}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Understanding benchmarks: one run / CLI for all; each benchmark module supplies its loader, scorer and table
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnderstandingBenchmark:
+    """A question-answering benchmark (MMMU, MMStar, MME, POPE): what is its own, plus the shared `run` and `main`.
+
+    `load_items(data, limit=..., **loader_options)` reads the benchmark files; `score(records)` returns the metrics,
+    of which `metrics[headline_metric]` is the headline; `table(result)` is the markdown the CLI prints.
+    `loader_options` maps extra CLI flags (forwarded to `load_items`, default None) to their help text.
+    """
+
+    name: str  # results.json's "benchmark"
+    headline_metric: str
+    load_items: Callable[..., list[UnderstandingItem]]
+    score: Callable[[Sequence[dict[str, Any]]], dict[str, Any]]
+    table: Callable[[BenchmarkResult], str]
+    description: str  # the CLI's --help text (the benchmark module's docstring)
+    data_help: str
+    loader_options: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self,
+        model: JanusForConditionalGeneration,
+        processor: JanusProcessor,
+        data: Sequence[str | Path],
+        out_dir: str | Path,
+        settings: AnswerSettings,
+        limit: int | None = None,
+        model_name: str = "",
+        extra_settings: dict[str, Any] | None = None,
+        **loader_options: Any,
+    ) -> BenchmarkResult:
+        """Answer the items into `<out_dir>/predictions.jsonl` (resuming it), score them, save `results.json`."""
+        items = self.load_items(data, limit=limit, **loader_options)
+        records = answer_and_save(model, processor, items, out_dir, settings)
+        metrics = self.score(records)
+        headline = metrics[self.headline_metric]
+        result = BenchmarkResult(
+            self.name, model_name, self.headline_metric, headline, len(records), metrics, extra_settings or {}
+        )
+        result.save(out_dir)
+        return result
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(
+            description=self.description, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        add_understanding_args(parser, self.data_help)
+        for name, help_text in self.loader_options.items():
+            parser.add_argument(f"--{name}", default=None, help=help_text)
+        return parser
+
+    def main(self, argv: Sequence[str] | None = None) -> None:
+        """The benchmark's CLI: load the model, run, print the table."""
+        setup_logging()
+        args = self.build_parser().parse_args(argv)
+        model, processor = load_model(args.model_path, args.device, args.dtype)
+        options = {name: getattr(args, name) for name in self.loader_options}
+        settings = answer_settings_from_args(args)
+        result = self.run(
+            model,
+            processor,
+            args.data,
+            args.out_dir,
+            settings,
+            args.limit,
+            args.model_path,
+            settings_record(args),
+            **options,
+        )
+        print(self.table(result))

@@ -13,37 +13,25 @@ cognition (max 800) over the 4 cognition subtasks. An answer that is neither yes
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from open_r1.evaluation.common import (
-    AnswerSettings,
     BenchmarkResult,
+    UnderstandingBenchmark,
     UnderstandingItem,
-    add_understanding_args,
-    answer_and_save,
-    answer_settings_from_args,
     decode_image,
     extract_yes_no,
     find_files,
-    load_model,
     markdown_table,
     percent,
     read_table,
     require_columns,
-    settings_record,
-    setup_logging,
 )
-
-if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
-
-    from janus import JanusProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -103,58 +91,36 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         acc = percent(sum(questions[name]), len(questions[name]))
         acc_plus = percent(sum(all(v) for v in images[name].values()), len(images[name]))
         subtasks[name] = {"acc": acc, "acc_plus": acc_plus, "score": round(acc + acc_plus, 2)}
+    missing = [n for n in PERCEPTION + COGNITION if n not in subtasks]
+    if missing:
+        logger.warning("MME subtasks missing from the data: %s (totals are partial)", missing)
     return {
         "perception": round(sum(s["score"] for n, s in subtasks.items() if n in PERCEPTION), 2),
         "cognition": round(sum(s["score"] for n, s in subtasks.items() if n in COGNITION), 2),
         "subtasks": subtasks,
-        "missing_subtasks": [n for n in PERCEPTION + COGNITION if n not in subtasks],
+        "missing_subtasks": missing,
     }
 
 
-def run_mme(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
-    data: Sequence[str | Path],
-    out_dir: str | Path,
-    settings: AnswerSettings,
-    limit: int | None = None,
-    model_name: str = "",
-    extra_settings: dict[str, Any] | None = None,
-) -> BenchmarkResult:
-    records = answer_and_save(model, processor, load_items(data, limit), out_dir, settings)
-    metrics = score(records)
-    if metrics["missing_subtasks"]:
-        logger.warning("MME subtasks missing from the data: %s (totals are partial)", metrics["missing_subtasks"])
-    result = BenchmarkResult(
-        "mme", model_name, "perception", metrics["perception"], len(records), metrics, extra_settings or {}
-    )
-    result.save(out_dir)
-    return result
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_understanding_args(parser, "MME parquet files (lmms-lab/MME data/) / MME.tsv, or their folder")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    setup_logging()
-    args = build_parser().parse_args(argv)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
-    result = run_mme(
-        model,
-        processor,
-        args.data,
-        args.out_dir,
-        answer_settings_from_args(args),
-        args.limit,
-        args.model_path,
-        settings_record(args),
-    )
+def results_table(result: BenchmarkResult) -> str:
+    """acc / acc+ / score per subtask, then the perception and cognition totals."""
     rows = [[name, s["acc"], s["acc_plus"], s["score"]] for name, s in result.metrics["subtasks"].items()]
     rows += [
         ["perception (MME-P)", None, None, result.metrics["perception"]],
         ["cognition", None, None, result.metrics["cognition"]],
     ]
-    print(markdown_table(["MME subtask", "acc %", "acc+ %", "score"], rows))
+    return markdown_table(["MME subtask", "acc %", "acc+ %", "score"], rows)
+
+
+BENCHMARK = UnderstandingBenchmark(
+    name="mme",
+    headline_metric="perception",
+    load_items=load_items,
+    score=score,
+    table=results_table,
+    description=__doc__,
+    data_help="MME parquet files (lmms-lab/MME data/) / MME.tsv, or their folder",
+)
+run_mme = BENCHMARK.run
+build_parser = BENCHMARK.build_parser
+main = BENCHMARK.main

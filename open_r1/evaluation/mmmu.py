@@ -13,41 +13,29 @@ the gold answers (MMMU stores several as a list string).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from open_r1.evaluation.common import (
-    AnswerSettings,
     BenchmarkResult,
+    UnderstandingBenchmark,
     UnderstandingItem,
-    add_understanding_args,
-    answer_and_save,
-    answer_settings_from_args,
     choice_letter,
     decode_image,
     find_files,
-    load_model,
     markdown_table,
     percent,
     read_table,
     require_columns,
-    settings_record,
-    setup_logging,
 )
-
-if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
-
-    from janus import JanusProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -192,45 +180,22 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_mmmu(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
-    data: Sequence[str | Path],
-    out_dir: str | Path,
-    settings: AnswerSettings,
-    limit: int | None = None,
-    model_name: str = "",
-    extra_settings: dict[str, Any] | None = None,
-) -> BenchmarkResult:
-    records = answer_and_save(model, processor, load_items(data, limit), out_dir, settings)
-    metrics = score(records)
-    result = BenchmarkResult(
-        "mmmu", model_name, "accuracy", metrics["accuracy"], len(records), metrics, extra_settings or {}
-    )
-    result.save(out_dir)
-    return result
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_understanding_args(parser, "MMMU folder (per-subject validation-*.parquet) or the parquet files")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    setup_logging()
-    args = build_parser().parse_args(argv)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
-    result = run_mmmu(
-        model,
-        processor,
-        args.data,
-        args.out_dir,
-        answer_settings_from_args(args),
-        args.limit,
-        args.model_path,
-        settings_record(args),
-    )
+def results_table(result: BenchmarkResult) -> str:
+    """Per-subject rows, then per-question-type rows, then the overall accuracy."""
     rows = [[subject, acc] for subject, acc in result.metrics["per_subject"].items()]
     rows += [[f"({kind})", acc] for kind, acc in result.metrics["per_question_type"].items()]
-    print(markdown_table(["MMMU subject", "accuracy %"], rows + [["overall", result.headline]]))
+    return markdown_table(["MMMU subject", "accuracy %"], rows + [["overall", result.headline]])
+
+
+BENCHMARK = UnderstandingBenchmark(
+    name="mmmu",
+    headline_metric="accuracy",
+    load_items=load_items,
+    score=score,
+    table=results_table,
+    description=__doc__,
+    data_help="MMMU folder (per-subject validation-*.parquet) or the parquet files",
+)
+run_mmmu = BENCHMARK.run
+build_parser = BENCHMARK.build_parser
+main = BENCHMARK.main

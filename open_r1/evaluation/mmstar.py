@@ -7,37 +7,25 @@ text ("Options: A: ..., B: ..."), so the prompt is the question plus the reward'
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from open_r1.evaluation.common import (
-    AnswerSettings,
     BenchmarkResult,
+    UnderstandingBenchmark,
     UnderstandingItem,
-    add_understanding_args,
-    answer_and_save,
-    answer_settings_from_args,
     choice_letter,
     decode_image,
     find_files,
-    load_model,
     markdown_table,
     percent,
     read_table,
     require_columns,
-    settings_record,
-    setup_logging,
 )
-
-if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
-
-    from janus import JanusProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -96,44 +84,21 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_mmstar(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
-    data: Sequence[str | Path],
-    out_dir: str | Path,
-    settings: AnswerSettings,
-    limit: int | None = None,
-    model_name: str = "",
-    extra_settings: dict[str, Any] | None = None,
-) -> BenchmarkResult:
-    records = answer_and_save(model, processor, load_items(data, limit), out_dir, settings)
-    metrics = score(records)
-    result = BenchmarkResult(
-        "mmstar", model_name, "accuracy", metrics["accuracy"], len(records), metrics, extra_settings or {}
-    )
-    result.save(out_dir)
-    return result
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_understanding_args(parser, "MMStar parquet / TSV file(s) or their folder")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    setup_logging()
-    args = build_parser().parse_args(argv)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
-    result = run_mmstar(
-        model,
-        processor,
-        args.data,
-        args.out_dir,
-        answer_settings_from_args(args),
-        args.limit,
-        args.model_path,
-        settings_record(args),
-    )
+def results_table(result: BenchmarkResult) -> str:
+    """Per-category rows, then the overall accuracy."""
     rows = [[category, acc] for category, acc in result.metrics["per_category"].items()]
-    print(markdown_table(["MMStar category", "accuracy %"], rows + [["overall", result.headline]]))
+    return markdown_table(["MMStar category", "accuracy %"], rows + [["overall", result.headline]])
+
+
+BENCHMARK = UnderstandingBenchmark(
+    name="mmstar",
+    headline_metric="accuracy",
+    load_items=load_items,
+    score=score,
+    table=results_table,
+    description=__doc__,
+    data_help="MMStar parquet / TSV file(s) or their folder",
+)
+run_mmstar = BENCHMARK.run
+build_parser = BENCHMARK.build_parser
+main = BENCHMARK.main

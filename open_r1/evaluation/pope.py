@@ -12,35 +12,23 @@ An answer that is neither yes nor no counts as a "no" that is wrong for both cla
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from open_r1.evaluation.common import (
-    AnswerSettings,
     BenchmarkResult,
+    UnderstandingBenchmark,
     UnderstandingItem,
-    add_understanding_args,
-    answer_and_save,
-    answer_settings_from_args,
     decode_image,
     extract_yes_no,
     find_files,
-    load_model,
     markdown_table,
     percent,
     read_table,
-    settings_record,
-    setup_logging,
 )
-
-if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
-
-    from janus import JanusProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -122,47 +110,24 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_pope(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
-    data: Sequence[str | Path],
-    out_dir: str | Path,
-    settings: AnswerSettings,
-    image_root: str | Path | None = None,
-    limit: int | None = None,
-    model_name: str = "",
-    extra_settings: dict[str, Any] | None = None,
-) -> BenchmarkResult:
-    records = answer_and_save(model, processor, load_items(data, image_root, limit), out_dir, settings)
-    metrics = score(records)
-    result = BenchmarkResult("pope", model_name, "f1", metrics["f1"], len(records), metrics, extra_settings or {})
-    result.save(out_dir)
-    return result
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_understanding_args(parser, "POPE parquet files (lmms-lab/POPE data/) or coco_pope_<split>.json files")
-    parser.add_argument("--image_root", default=None, help="COCO val2014 folder (official POPE json files only).")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    setup_logging()
-    args = build_parser().parse_args(argv)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
-    result = run_pope(
-        model,
-        processor,
-        args.data,
-        args.out_dir,
-        answer_settings_from_args(args),
-        args.image_root,
-        args.limit,
-        args.model_path,
-        settings_record(args),
-    )
+def results_table(result: BenchmarkResult) -> str:
+    """The binary metrics per split, then the means over the splits."""
     keys = ["accuracy", "precision", "recall", "f1", "yes_ratio"]
     rows = [[split, *(m[k] for k in keys)] for split, m in result.metrics["splits"].items()]
     rows.append(["mean", result.metrics["accuracy"], None, None, result.metrics["f1"], None])
-    print(markdown_table(["POPE split", *keys], rows))
+    return markdown_table(["POPE split", *keys], rows)
+
+
+BENCHMARK = UnderstandingBenchmark(
+    name="pope",
+    headline_metric="f1",
+    load_items=load_items,
+    score=score,
+    table=results_table,
+    description=__doc__,
+    data_help="POPE parquet files (lmms-lab/POPE data/) or coco_pope_<split>.json files",
+    loader_options={"image_root": "COCO val2014 folder (official POPE json files only)."},
+)
+run_pope = BENCHMARK.run
+build_parser = BENCHMARK.build_parser
+main = BENCHMARK.main

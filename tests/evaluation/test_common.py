@@ -9,6 +9,7 @@ from PIL import Image
 from open_r1.evaluation.common import (
     AnswerSettings,
     PredictionLog,
+    UnderstandingBenchmark,
     UnderstandingItem,
     answer_items,
     decode_image,
@@ -115,3 +116,48 @@ def test_question_template_and_system_prompt_reach_the_processor(tiny_janus, tmp
     assert seen == [(["Is it red?\nThink first."], {"system_prompt": "Be brief."})]
     with pytest.raises(ValueError, match="must contain"):
         AnswerSettings(question_template="no placeholder")
+
+
+def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headline(tiny_janus_path, tmp_path, capsys):
+    seen = {}
+
+    def load_items(paths, limit=None, image_root=None):
+        seen.update(paths=list(paths), limit=limit, image_root=image_root)
+        return [UnderstandingItem("q1", "Is it red?", "yes", lambda: Image.new("RGB", (8, 8), "red"))]
+
+    benchmark = UnderstandingBenchmark(
+        name="toy",
+        headline_metric="score",
+        load_items=load_items,
+        score=lambda records: {"score": 12.5, "count": len(records)},
+        table=lambda result: f"toy table {result.headline}",
+        description="A toy benchmark.",
+        data_help="toy files",
+        loader_options={"image_root": "Where the images are."},
+    )
+    out = tmp_path / "out"
+    args = ["--model_path", str(tiny_janus_path), "--data", "a.json", "--out_dir", str(out), "--device", "cpu"]
+    benchmark.main([*args, "--image_root", "images", "--limit", "5", "--max_new_tokens", "2"])
+    assert seen == {"paths": ["a.json"], "limit": 5, "image_root": "images"}
+    result = json.loads((out / "results.json").read_text())
+    assert result["benchmark"] == "toy" and result["headline_metric"] == "score" and result["headline"] == 12.5
+    assert result["metrics"] == {"score": 12.5, "count": 1} and result["num_samples"] == 1
+    assert result["settings"]["image_root"] == "images" and result["model"] == str(tiny_janus_path)
+    assert [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()] == ["q1"]
+    assert capsys.readouterr().out.strip() == "toy table 12.5"
+
+
+def test_understanding_cli_passes_decoding_flags_into_answer_settings():
+    import argparse
+
+    from open_r1.evaluation.common import add_understanding_args, answer_settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_understanding_args(parser, "data files")
+    args = parser.parse_args(
+        ["--model_path", "m", "--data", "d", "--out_dir", "o", "--question_template", "Q: {question} A:"]
+        + ["--system_prompt", "", "--max_new_tokens", "7", "--batch_size", "3"]
+    )
+    settings = answer_settings_from_args(args)
+    assert settings.question_template == "Q: {question} A:"
+    assert (settings.system_prompt, settings.max_new_tokens, settings.batch_size) == ("", 7, 3)

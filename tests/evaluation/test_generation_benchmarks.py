@@ -76,11 +76,35 @@ def test_geneval_seed_changes_images_and_batching_prompts_keeps_the_layout(tiny_
 
     seed0 = run("a", samples_per_prompt=1, seed=0)
     assert seed0 != run("b", samples_per_prompt=1, seed=1)
-    assert (
-        set(run("c", samples_per_prompt=1, seed=0, prompts_per_batch=2))
-        == set(seed0)
-        == {"00000/metadata.jsonl", "00000/samples/0000.png", "00001/metadata.jsonl", "00001/samples/0000.png"}
-    )
+    assert set(seed0) == {
+        "00000/metadata.jsonl",
+        "00000/samples/0000.png",
+        "00001/metadata.jsonl",
+        "00001/samples/0000.png",
+    }
+    assert run("c", samples_per_prompt=1, seed=0, prompts_per_batch=2) == seed0
+
+
+def test_geneval_images_do_not_depend_on_prompts_per_batch(tiny_janus, geneval_metadata, tmp_path, count_calls):
+    model, processor = tiny_janus
+    calls = count_calls("sample_image_tokens")
+
+    def run(name, prompts_per_batch):
+        settings = GenerationSettings(samples_per_prompt=2, seed=5, prompts_per_batch=prompts_per_batch)
+        geneval.run_geneval(model, processor, geneval_metadata, tmp_path / name, settings)
+        return _files(tmp_path / name)
+
+    one = run("one", prompts_per_batch=1)
+    three = run("three", prompts_per_batch=3)
+    assert calls == [2, 2, 2, 6]  # three calls of one prompt, then one call of all three
+    assert three == one
+    samples = [one[f"{i:05d}/samples/{s:04d}.png"] for i in range(3) for s in range(2)]
+    assert len(set(samples)) == len(samples)  # every image has its own seed
+    # Resuming with yet another batching redraws the lost prompts bit-identically.
+    (tmp_path / "three/00000/samples/0001.png").unlink()
+    (tmp_path / "three/00002/samples/0000.png").unlink()
+    assert run("three", prompts_per_batch=2) == one
+    assert calls[4:] == [4]  # only prompts 0 and 2, in one call
 
 
 def test_geneval_metadata_errors(tmp_path):

@@ -71,6 +71,11 @@ def test_generate_images_cli_writes_pngs_and_metadata(tiny_janus_path, tmp_path)
     assert records[2]["prompt"] == "a blue car"
     sizes = {Image.open(out / r["file"]).size for r in records}
     assert len(sizes) == 1 and next(iter(sizes))[0] > 1
+    # Per-image seeds: another --batch_size draws the same PNGs.
+    other = tmp_path / "other"
+    argv[-1] = str(other)
+    _load_script("generate_images").main(argv + ["--num_images_per_prompt", "2", "--batch_size", "4", "--seed", "1"])
+    assert [(other / r["file"]).read_bytes() for r in records] == [(out / r["file"]).read_bytes() for r in records]
 
 
 def test_answer_questions_cli_adds_answers(tiny_janus_path, tmp_path):

@@ -6,7 +6,13 @@ import dataclasses
 import pytest
 import torch
 
-from janus.sampling import num_image_tokens, position_ids_from_mask, sample_answer_tokens, sample_image_tokens
+from janus.sampling import (
+    image_seed,
+    num_image_tokens,
+    position_ids_from_mask,
+    sample_answer_tokens,
+    sample_image_tokens,
+)
 
 PROMPTS = ["a red apple", "two cats are sitting on a yellow sofa in the park at night", "a dog"]
 QUESTIONS = ["What color is the sky?", "How many birds are there in the picture? Answer with the letter."]
@@ -100,6 +106,62 @@ def test_max_batch_size_chunks_give_the_same_greedy_tokens(peaked):
     chunked = sample_image_tokens(model, batch, top_k=1, max_batch_size=2, return_logps=True)
     assert torch.equal(whole.tokens, chunked.tokens)
     torch.testing.assert_close(whole.logps, chunked.logps, atol=1e-4, rtol=0)
+
+
+def _generators(seeds) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+
+def test_image_rows_with_own_generators_match_each_prompt_alone_and_any_chunking(tiny_janus):
+    """Sampled (not greedy) on the unsharpened model: a shared generator would give different rows alone."""
+    model, processor = tiny_janus
+    batch = processor.encode_generation(PROMPTS)
+    assert bool((batch.attention_mask == 0).any()), "prompts of different lengths must be left-padded"
+    seeds = [11, 22, 33]
+    together = sample_image_tokens(model, batch, generator=_generators(seeds), return_logps=True)
+    chunked = sample_image_tokens(model, batch, generator=_generators(seeds), max_batch_size=2)
+    assert torch.equal(together.tokens, chunked.tokens)
+    for row, (prompt, seed) in enumerate(zip(PROMPTS, seeds)):
+        alone = sample_image_tokens(model, processor.encode_generation([prompt]), generator=_generators([seed]))
+        assert torch.equal(together.tokens[row], alone.tokens[0]), f"row {row} depends on the rest of the batch"
+    # The same prompt with two generators draws two different images; the same generator seed draws the same one.
+    twice = processor.encode_generation([PROMPTS[0]] * 3)
+    rows = sample_image_tokens(model, twice, generator=_generators([11, 5, 11])).tokens
+    assert torch.equal(rows[0], rows[2]) and torch.equal(rows[0], together.tokens[0])
+    assert not torch.equal(rows[0], rows[1])
+
+
+def test_answer_rows_with_own_generators_match_each_question_alone(tiny_janus):
+    model, processor = tiny_janus
+    images = _images(2, processor.image_size)
+    batch = processor.encode_understanding(QUESTIONS, images)
+    assert bool((batch.attention_mask == 0).any())
+    seeds = [4, 9]
+    together = sample_answer_tokens(model, batch, max_new_tokens=8, generator=_generators(seeds))
+    for row, (question, seed) in enumerate(zip(QUESTIONS, seeds)):
+        single = processor.encode_understanding([question], images[row : row + 1])
+        alone = sample_answer_tokens(model, single, max_new_tokens=8, generator=_generators([seed]))
+        length = int(alone.completion_mask.sum())
+        assert torch.equal(together.completion_ids[row, :length], alone.completion_ids[0, :length])
+    swapped = sample_answer_tokens(model, batch, max_new_tokens=8, generator=_generators(seeds[::-1]))
+    assert not torch.equal(swapped.completion_ids, together.completion_ids)
+
+
+def test_generator_list_of_the_wrong_length_is_rejected(tiny_janus):
+    model, processor = tiny_janus
+    with pytest.raises(ValueError, match="list of 2 generators but the batch has 3 rows"):
+        sample_image_tokens(model, processor.encode_generation(PROMPTS), generator=_generators([0, 1]))
+    batch = processor.encode_understanding(QUESTIONS, _images(2, processor.image_size))
+    with pytest.raises(ValueError, match="list of 3 generators but the batch has 2 rows"):
+        sample_answer_tokens(model, batch, max_new_tokens=2, generator=_generators([0, 1, 2]))
+
+
+def test_image_seed_depends_on_every_key_and_fits_a_generator():
+    seeds = {image_seed(b, p, i) for b in range(3) for p in range(3) for i in range(3)}
+    assert len(seeds) == 27  # no (base + index) aliasing: seed 1 / prompt 0 differs from seed 0 / prompt 1
+    assert image_seed(0, 1, 2) == image_seed(0, 1, 2)
+    assert all(0 <= seed < 2**63 for seed in seeds)
+    torch.Generator().manual_seed(max(seeds))
 
 
 @pytest.mark.parametrize(
