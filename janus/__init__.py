@@ -14,7 +14,7 @@ from janus.processor import (
     SpecialTokens,
     UnderstandingBatch,
 )
-from janus.sampling import AnswerSamples, ImageSamples, sample_answer_tokens, sample_image_tokens
+from janus.sampling import AnswerSamples, ImageSamples, image_seed, sample_answer_tokens, sample_image_tokens
 from janus.tiny import build_tiny_checkpoint
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "build_tiny_checkpoint",
     "decode_image_tokens",
     "export_original",
+    "image_seed",
     "image_token_logps",
     "load_pretrained",
     "sample_answer_tokens",
