@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 def _path(image_path: str, relative_to: Path | None) -> str:
-    return os.path.relpath(image_path, relative_to) if relative_to is not None else image_path
+    # Inputs may carry cwd-relative paths (a relative --out or image root); the pair file must not depend on the cwd.
+    return os.path.relpath(image_path, relative_to) if relative_to is not None else os.path.abspath(image_path)
 
 
 def aligned_pair(done: Completion, relative_to: Path | None = None) -> Pair:

@@ -82,3 +82,16 @@ def test_feature_cache_and_normalisation(demo, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
     with pytest.raises(ValueError, match="encoder-weights"):
         EncoderConfig()
+
+
+@pytest.mark.slow
+def test_demo_cli_with_relative_out_writes_cwd_independent_paths(tmp_path, monkeypatch):
+    from data_tools.make_demo_data import main as demo_main
+
+    monkeypatch.chdir(tmp_path)
+    demo_main(["--out", "rel", "--num-understanding", "8", "--num-generation", "8", "--size", "32", "--pairs"])
+    monkeypatch.chdir(tmp_path.parent)  # `make demo` hands the file to a trainer that may run from elsewhere
+    ds = load_pair_dataset(tmp_path / "rel" / "pairs" / "pairs.jsonl")
+    assert len(ds) > 0 and all(
+        p.startswith(str(tmp_path)) for p in list(ds["und_image_path"]) + list(ds["gen_image_path"])
+    )
