@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 from PIL import Image
+
+from data_tools.jsonl import atomic_write_bytes, atomic_write_text  # the repo's one atomic writer (tmp + os.replace)
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -74,25 +75,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
 # ---------------------------------------------------------------------------------------------------------------------
 # Files: atomic writes (a killed run never leaves a half-written output that resume would take as finished)
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a hidden temp file in the same folder, then rename (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The ".tmp" suffix keeps half-written files out of the scorers' `*.png` globs.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> None:
