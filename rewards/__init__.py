@@ -127,7 +127,8 @@ def _load_scorer(checkpoint: str | Path | None, **scorer_kwargs: Any) -> HPSv21S
     if checkpoint is None:
         raise ValueError(
             f"hps_checkpoint: the 'hps_v2.1' reward needs a local path to {HPS_FILENAME} "
-            f"(download it from the Hugging Face hub repo {HPS_HUB_REPO})"
+            f"(download it from the Hugging Face hub repo {HPS_HUB_REPO}); pass --hps_checkpoint /path/{HPS_FILENAME} "
+            "or drop 'hps_v2.1' from --reward_funcs"
         )
     return HPSv21Scorer(checkpoint, **scorer_kwargs)
 
