@@ -30,6 +30,7 @@ import janus
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
 from open_r1.dataset import load_pair_dataset
 from open_r1.trainer import PairGRPOTrainer
+from open_r1.trainer.lora import build_lora_config
 from rewards import build_reward_funcs
 
 logger = logging.getLogger(__name__)
@@ -142,8 +143,14 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
             model_args.model_name_or_path, dtype=model_dtype(model_args, training_args)
         )
 
+    # `--use_peft`: LoRA adapters on the language model only (default targets in open_r1/trainer/lora.py).
     trainer = PairGRPOTrainer(
-        model=model, processor=processor, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset
+        model=model,
+        processor=processor,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=dataset,
+        peft_config=build_lora_config(model_args),
     )
     trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
 

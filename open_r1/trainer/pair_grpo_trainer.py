@@ -6,7 +6,8 @@ What it changes in TRL (only its documented seams, see tests/open_r1/test_trl_se
   normalised per pair and task, then multiplied by the pair weight (`compute_pair_advantages`, open_r1.advantages).
 - `_compute_loss`: clipped surrogate per task on janus.answer_token_logps / janus.image_token_logps, token mean within
   each task (576 image tokens must not swamp the answer tokens), optional KL, per-task loss weights, summed.
-- `_save`: a folder `janus.load_pretrained` loads (16-bit weights gathered under ZeRO-3 by the HF Trainer).
+- `_save`: a folder `janus.load_pretrained` loads (16-bit weights gathered under ZeRO-3 by the HF Trainer); with
+  LoRA (`peft_config`) the adapters are merged into those weights and also saved alone (open_r1/trainer/lora.py).
 What it keeps: TRL's sampler (each pair row repeated `num_generations` times), generation-batch buffering, clipping
 epsilons, old-log-prob logic, optimizer/scheduler/resume, metric averaging and logging.
 """
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from peft import LoraConfig
+from safetensors.torch import save_file
 from transformers.integrations import TensorBoardCallback
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
@@ -27,6 +30,16 @@ from trl.models.utils import prepare_deepspeed
 import janus
 from open_r1.advantages import group_advantages, pair_weights
 from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
+from open_r1.trainer.lora import (
+    ADAPTER_FILE,
+    adapter_state_dict,
+    adapters_disabled,
+    apply_lora,
+    has_lora,
+    load_adapter,
+    lora_scaling,
+    merge_lora_state_dict,
+)
 from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid
 from open_r1.trainer.rollout import TASKS, frac_zero_std, nan_mean_std, pad_right, pair_rows, score_task
 
@@ -63,12 +76,25 @@ class PairGRPOTrainer(GRPOTrainer):
         reward_funcs: `rewards.build_reward_funcs(...)` output; each has `.name`, `.task`, `.weight`.
         args: `PairGRPOConfig`.
         train_dataset: `open_r1.dataset.load_pair_dataset(...)` output.
+        peft_config: a `peft.LoraConfig` (`open_r1.trainer.lora.build_lora_config`) to train LoRA adapters only,
+            injected in place (not passed to TRL, which would wrap the model in a `PeftModel` the janus functions do
+            not expect); `trainable_modules` is then ignored. The KL reference is the same model with adapters off.
     """
 
     _tag_names = ["trl", "grpo", "pairuni"]
 
-    def __init__(self, model, processor, reward_funcs, args: PairGRPOConfig, train_dataset, callbacks=None):
+    def __init__(
+        self,
+        model,
+        processor,
+        reward_funcs,
+        args: PairGRPOConfig,
+        train_dataset,
+        callbacks=None,
+        peft_config: LoraConfig | None = None,
+    ):
         self.processor = processor
+        self.peft_config = peft_config
         self.task_reward_funcs = {task: [f for f in reward_funcs if f.task == task] for task in TASKS}
         for task, funcs in self.task_reward_funcs.items():
             if not funcs:
@@ -81,11 +107,17 @@ class PairGRPOTrainer(GRPOTrainer):
                 f"(generation_batch_size={args.generation_batch_size} rows / num_generations={args.num_generations}); "
                 "use more pairs or lower per_device_train_batch_size / steps_per_generation."
             )
-        freeze_modules(model, args.trainable_modules)
+        if peft_config is not None:
+            apply_lora(model, peft_config)
+            if args.gradient_checkpointing:
+                # Frozen embeddings: reentrant checkpointing (forced by some setups) needs inputs that require grad.
+                model.enable_input_require_grads()
+        else:
+            freeze_modules(model, args.trainable_modules)
         # The reference is a frozen copy with its own weights and embeddings (never the policy's), built before
-        # the policy is wrapped. TRL would rebuild it from a hub id, which Janus checkpoints are not: hide beta
-        # from TRL's constructor and restore it right after.
-        ref_model = copy.deepcopy(model).requires_grad_(False).eval() if args.beta > 0 else None
+        # the policy is wrapped; with LoRA the policy with adapters disabled is the reference (no copy). TRL would
+        # rebuild it from a hub id, which Janus checkpoints are not: hide beta from TRL's constructor, restore it.
+        ref_model = copy.deepcopy(model).requires_grad_(False).eval() if args.beta > 0 and not peft_config else None
         beta, args.beta = args.beta, 0.0
         try:
             super().__init__(
@@ -361,8 +393,14 @@ class PairGRPOTrainer(GRPOTrainer):
                 if self.args.gradient_accumulation_steps % generate_every != 0:
                     out[f"{prefix}_old_per_token_logps"] = self._batched_logps(self.model, inputs, task)
                 if self.beta != 0.0:
-                    out[f"{prefix}_ref_per_token_logps"] = self._batched_logps(self.ref_model, inputs, task)
+                    out[f"{prefix}_ref_per_token_logps"] = self._ref_logps(inputs, task)
         return out
+
+    def _ref_logps(self, inputs: dict, task: str) -> torch.Tensor:
+        if self.ref_model is not None:
+            return self._batched_logps(self.ref_model, inputs, task)
+        with adapters_disabled(self.accelerator.unwrap_model(self.model)):  # LoRA: the base model is the reference
+            return self._batched_logps(self.model, inputs, task)
 
     # ---------------------------------------------------------------- loss ---------------------------------------
 
@@ -444,8 +482,20 @@ class PairGRPOTrainer(GRPOTrainer):
                 "DeepSpeed returned no weights to save; set zero_optimization.stage3_gather_16bit_weights_on_model_save "
                 "to true in the DeepSpeed config (configs/zero3.json does)."
             )
+        if has_lora(model):
+            state_dict = model.state_dict() if state_dict is None else state_dict
+            out.mkdir(parents=True, exist_ok=True)
+            save_file(adapter_state_dict(state_dict), str(out / ADAPTER_FILE), metadata={"format": "pt"})
+            self.peft_config.save_pretrained(out)  # adapter_config.json
+            state_dict = merge_lora_state_dict(state_dict, lora_scaling(self.peft_config))
         janus.save_pretrained(model, self.processor, out, state_dict=state_dict)
         torch.save(self.args, out / "training_args.bin")
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """With LoRA, resume the adapters from `adapter_model.safetensors`: the checkpoint's model file is merged."""
+        if self.peft_config is None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_adapter(self.accelerator.unwrap_model(model if model is not None else self.model), resume_from_checkpoint)
 
 
 __all__ = ["PairGRPOTrainer", "freeze_modules"]

@@ -13,6 +13,7 @@ SEAMS = {
     "_get_per_token_logps_and_entropies": None,
     "_prepare_inputs": ["self", "generation_batch"],
     "_save": ["self", "output_dir", "state_dict"],
+    "_load_from_checkpoint": ["self", "resume_from_checkpoint", "model"],  # LoRA resume (adapter file)
     "log": ["self", "logs", "start_time"],
 }
 
@@ -31,7 +32,13 @@ def test_grpo_trainer_has_the_seams():
 def test_pair_trainer_overrides_only_documented_seams():
     own = {name for name, value in vars(PairGRPOTrainer).items() if callable(value) and name.startswith("_")}
     inherited = {name for name in own if hasattr(GRPOTrainer, name)}
-    assert inherited <= {"__init__", "_generate_and_score_completions", "_compute_loss", "_save"}
+    assert inherited <= {
+        "__init__",
+        "_generate_and_score_completions",
+        "_compute_loss",
+        "_save",
+        "_load_from_checkpoint",
+    }
 
 
 def test_grpo_config_fields_we_rely_on():
