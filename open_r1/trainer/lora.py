@@ -7,6 +7,7 @@ Deliberately plain LoRA on linear layers only (no DoRA, no per-layer rank/alpha 
 """
 
 import logging
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def build_lora_config(model_args: ModelConfig) -> LoraConfig | None:
         return None
     if not model_args.lora_target_modules:
         config.target_modules = DEFAULT_LORA_TARGET
+    elif isinstance(config.target_modules, str) and re.fullmatch(r"\w+", config.target_modules):
+        # TRL turns a one-name list into a plain string, which peft reads as a regex over the FULL module name
+        # (matching nothing); a bare name is meant as a suffix, like the names of a list.
+        config.target_modules = [config.target_modules]
     validate_lora_config(config)
     return config
 

@@ -59,6 +59,8 @@ def test_build_lora_config_defaults_and_rejections():
     assert config.target_modules == DEFAULT_LORA_TARGET and config.r == 8 and lora_scaling(config) == 2.0
     custom = build_lora_config(ModelConfig(use_peft=True, lora_target_modules=["q_proj", "v_proj"]))
     assert set(custom.target_modules) == {"q_proj", "v_proj"}
+    single = build_lora_config(ModelConfig(use_peft=True, lora_target_modules=["q_proj"]))
+    assert list(single.target_modules) == ["q_proj"]  # a suffix name, not a full-name regex that matches nothing
     with pytest.raises(ValueError, match="use_dora"):
         build_lora_config(ModelConfig(use_peft=True, use_dora=True))
 
