@@ -117,9 +117,8 @@ class MalformedResponse(Exception):
     """The server answered, but not with JSON that fits the response schema (retried)."""
 
 
+# Status errors (429, 5xx) are decided by code in `is_retryable`; these are the other retryable failures.
 RETRYABLE = (
-    openai.RateLimitError,
-    openai.InternalServerError,
     openai.APITimeoutError,
     openai.APIConnectionError,
     MalformedResponse,

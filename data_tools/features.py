@@ -9,6 +9,7 @@ changed input recomputes and an unchanged one is read from `.npy` + ids.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -107,10 +108,9 @@ def cached_features(ids: list[str], paths: list[str], config: EncoderConfig, cac
         return np.load(folder / "features.npy"), json.loads((folder / "meta.json").read_text())
     logger.info("features: computing %d images (random_init=%s)", len(paths), config.random_init)
     features = compute_features(paths, config, device)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "features.tmp.npy").open("wb") as f:
-        np.save(f, features)
-    (folder / "features.tmp.npy").replace(folder / "features.npy")
+    buffer = io.BytesIO()
+    np.save(buffer, features)
+    atomic_write_bytes(folder / "features.npy", buffer.getvalue())
     atomic_write_bytes(folder / "ids.json", json.dumps(ids).encode())
     meta = {"encoder": "torchvision.resnet50", **asdict(config), "count": len(ids), "dim": int(features.shape[1])}
     atomic_write_json(folder / "meta.json", meta)  # written last: its presence marks a complete cache entry

@@ -157,9 +157,8 @@ def original_to_transformers_state_dict(
         elif any(p.search(key) for p in _DROPPED_PATTERNS):
             continue
         elif key == VISION_PREFIX + "pos_embed":
-            converted["model.vision_model.embeddings.position_embedding.weight"] = tensor[
-                0
-            ].clone()  # [1,P,D] -> [P,D]
+            # [1, P, D] -> [P, D]; clone so the parameter owns its storage.
+            converted["model.vision_model.embeddings.position_embedding.weight"] = tensor[0].clone()
         elif (m := re.match(re.escape(VISION_PREFIX) + r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)$", key)) is not None:
             # timm fuses q, k, v along the output dim in this order ([3D, D]).
             for name, part in zip(("q_proj", "k_proj", "v_proj"), tensor.chunk(3, dim=0)):

@@ -7,7 +7,6 @@ Image placeholders are expanded at the token-id level, like the original process
 """
 
 import json
-import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from transformers import JanusConfig, PreTrainedTokenizerFast
-
-logger = logging.getLogger(__name__)
 
 USER_ROLE = "<|User|>"
 ASSISTANT_ROLE = "<|Assistant|>"
@@ -35,6 +32,10 @@ EOI_TOKEN = "<end_of_image>"
 IMAGE_TOKEN = "<image_placeholder>"
 BACKGROUND_COLOR = (127, 127, 127)
 MIN_SIZE = 14  # smallest resized side in the original VLMImageProcessor
+
+
+# Janus-Pro normalises understanding images with mean = std = 0.5 per channel, i.e. pixels in [-1, 1].
+JANUS_MEAN_STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,8 @@ class JanusProcessor:
         image_size: int,
         num_image_tokens: int,
         background_color: tuple[int, int, int] = BACKGROUND_COLOR,
-        image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
-        image_std: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        image_mean: tuple[float, float, float] = JANUS_MEAN_STD,
+        image_std: tuple[float, float, float] = JANUS_MEAN_STD,
     ):
         self.tokenizer = tokenizer
         self.special = SpecialTokens.from_tokenizer(tokenizer)
@@ -165,8 +166,8 @@ class JanusProcessor:
             image_size=image_size,
             num_image_tokens=num_image_tokens,
             background_color=tuple(settings.get("background_color", BACKGROUND_COLOR)),
-            image_mean=tuple(settings.get("image_mean", (0.5, 0.5, 0.5))),
-            image_std=tuple(settings.get("image_std", (0.5, 0.5, 0.5))),
+            image_mean=tuple(settings.get("image_mean", JANUS_MEAN_STD)),
+            image_std=tuple(settings.get("image_std", JANUS_MEAN_STD)),
         )
 
     def save_pretrained(self, out_dir: str | Path) -> None:
@@ -292,8 +293,8 @@ def write_processor_files(
     image_size: int,
     num_image_tokens: int,
     background_color: tuple[int, int, int] = BACKGROUND_COLOR,
-    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
-    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5),
+    image_mean: tuple[float, float, float] = JANUS_MEAN_STD,
+    image_std: tuple[float, float, float] = JANUS_MEAN_STD,
 ) -> None:
     """processor_config.json / preprocessor_config.json with the original VLChatProcessor key names."""
     out = Path(out_dir)

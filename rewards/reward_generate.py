@@ -180,17 +180,27 @@ class HPSv21Scorer:
         if len(images) != len(prompts):
             raise ValueError(f"prompts: got {len(prompts)} prompts for {len(images)} images; pass one per image")
         out_device = images.device if isinstance(images, torch.Tensor) else torch.device("cpu")
+        if len(prompts) == 0:
+            return torch.zeros(0, device=out_device)
+        # GRPO scores G images per prompt: encode each distinct prompt once, then index its features per row.
+        unique = list(dict.fromkeys(prompts))
+        text_features = self._encode_texts(unique)  # [U, D]
+        row_text = text_features[torch.tensor([unique.index(p) for p in prompts], device=self.device)]  # [N, D]
         scores = []
         for start in range(0, len(prompts), self.batch_size):
             stop = start + self.batch_size
             pixels = self.preprocess(images[start:stop]).to(self.dtype)  # [b, 3, S, S]
-            tokens = self.tokenizer(list(prompts[start:stop])).to(self.device)  # [b, context_length]
             image_features = F.normalize(self.model.encode_image(pixels).float(), dim=-1)  # [b, D]
-            text_features = F.normalize(self.model.encode_text(tokens).float(), dim=-1)  # [b, D]
-            scores.append((image_features * text_features).sum(dim=-1))  # [b]
-        if not scores:
-            return torch.zeros(0, device=out_device)
+            scores.append((image_features * row_text[start:stop]).sum(dim=-1))  # [b]
         return torch.cat(scores).to(out_device)
+
+    def _encode_texts(self, prompts: list[str]) -> torch.Tensor:
+        """L2-normalised text features of `prompts`, batched: [len(prompts), D] float32."""
+        features = []
+        for start in range(0, len(prompts), self.batch_size):
+            tokens = self.tokenizer(prompts[start : start + self.batch_size]).to(self.device)  # [b, context_length]
+            features.append(F.normalize(self.model.encode_text(tokens).float(), dim=-1))  # [b, D]
+        return torch.cat(features)
 
 
 def _build_hps_model(checkpoint_path: str | Path, model_name: str) -> torch.nn.Module:

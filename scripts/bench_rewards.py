@@ -57,10 +57,8 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
-    args = parse_args()
+def benchmark(args: argparse.Namespace, work_dir: Path) -> None:
     dtype = DTYPES[args.dtype]
-    work_dir = Path(tempfile.mkdtemp(prefix="bench_rewards_"))
     if args.model_name == TINY_MODEL:
         (work_dir / f"{TINY_MODEL}.json").write_text(json.dumps(TINY_CONFIG))
         open_clip.add_model_config(work_dir / f"{TINY_MODEL}.json")
@@ -102,6 +100,13 @@ def main() -> None:
     print(
         f"speed-up batched vs reload: {naive_s / batched_s:8.1f}x  (incl. the one load: {naive_s / (batched_s + load_s):.1f}x)"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    # The random checkpoint is ~2 GB for ViT-H-14: remove it with the temp dir.
+    with tempfile.TemporaryDirectory(prefix="bench_rewards_") as work_dir:
+        benchmark(args, Path(work_dir))
 
 
 if __name__ == "__main__":

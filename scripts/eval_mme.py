@@ -4,7 +4,7 @@ Usage: see `python scripts/eval_mme.py --help` and the README's "Evaluate" secti
 open_r1/evaluation/mme.py.
 """
 
-from open_r1.evaluation.mme import main
+from open_r1.evaluation.mme import BENCHMARK
 
 if __name__ == "__main__":
-    main()
+    BENCHMARK.main()

@@ -4,7 +4,7 @@ Usage: see `python scripts/eval_mmmu.py --help` and the README's "Evaluate" sect
 open_r1/evaluation/mmmu.py.
 """
 
-from open_r1.evaluation.mmmu import main
+from open_r1.evaluation.mmmu import BENCHMARK
 
 if __name__ == "__main__":
-    main()
+    BENCHMARK.main()

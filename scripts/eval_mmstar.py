@@ -4,7 +4,7 @@ Usage: see `python scripts/eval_mmstar.py --help` and the README's "Evaluate" se
 open_r1/evaluation/mmstar.py.
 """
 
-from open_r1.evaluation.mmstar import main
+from open_r1.evaluation.mmstar import BENCHMARK
 
 if __name__ == "__main__":
-    main()
+    BENCHMARK.main()

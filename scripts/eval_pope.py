@@ -4,7 +4,7 @@ Usage: see `python scripts/eval_pope.py --help` and the README's "Evaluate" sect
 open_r1/evaluation/pope.py.
 """
 
-from open_r1.evaluation.pope import main
+from open_r1.evaluation.pope import BENCHMARK
 
 if __name__ == "__main__":
-    main()
+    BENCHMARK.main()

@@ -612,7 +612,7 @@ class UnderstandingBenchmark:
         return parser
 
     def main(self, argv: Sequence[str] | None = None) -> None:
-        """The benchmark's CLI: load the model, run, print the table."""
+        """The benchmark's CLI: load the model, run, log the results table."""
         setup_logging()
         args = self.build_parser().parse_args(argv)
         model, processor = load_model(args.model_path, args.device, args.dtype)
@@ -629,4 +629,4 @@ class UnderstandingBenchmark:
             settings_record(args),
             **options,
         )
-        print(self.table(result))
+        logger.info("%s results in %s:\n%s", self.name, args.out_dir, self.table(result))

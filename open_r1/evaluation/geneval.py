@@ -187,5 +187,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = summarize_results(args.results, args.model_name)
     path = result.save(args.out_dir)
     rows = [[tag, score] for tag, score in result.metrics["per_tag"].items()] + [["overall", result.headline]]
-    print(markdown_table(["GenEval task", "score"], rows))
-    print(f"\nwrote {path}")
+    logger.info("GenEval results, written to %s:\n%s", path, markdown_table(["GenEval task", "score"], rows))

@@ -121,6 +121,3 @@ BENCHMARK = UnderstandingBenchmark(
     description=__doc__,
     data_help="MME parquet files (lmms-lab/MME data/) / MME.tsv, or their folder",
 )
-run_mme = BENCHMARK.run
-build_parser = BENCHMARK.build_parser
-main = BENCHMARK.main

@@ -196,6 +196,3 @@ BENCHMARK = UnderstandingBenchmark(
     description=__doc__,
     data_help="MMMU folder (per-subject validation-*.parquet) or the parquet files",
 )
-run_mmmu = BENCHMARK.run
-build_parser = BENCHMARK.build_parser
-main = BENCHMARK.main

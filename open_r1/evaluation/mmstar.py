@@ -99,6 +99,3 @@ BENCHMARK = UnderstandingBenchmark(
     description=__doc__,
     data_help="MMStar parquet / TSV file(s) or their folder",
 )
-run_mmstar = BENCHMARK.run
-build_parser = BENCHMARK.build_parser
-main = BENCHMARK.main

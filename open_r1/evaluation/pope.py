@@ -128,6 +128,3 @@ BENCHMARK = UnderstandingBenchmark(
     data_help="POPE parquet files (lmms-lab/POPE data/) or coco_pope_<split>.json files",
     loader_options={"image_root": "COCO val2014 folder (official POPE json files only)."},
 )
-run_pope = BENCHMARK.run
-build_parser = BENCHMARK.build_parser
-main = BENCHMARK.main

@@ -174,8 +174,10 @@ class PairGRPOTrainer(GRPOTrainer):
         with self._timed("rewards"):
             und_rewards = self._score("understand", rows.raw_questions, texts, answer=rows.answers)
             gen_rewards = self._score("generate", rows.captions, [""] * len(texts), images=pixels)
-        global_rewards, (und_adv, gen_adv, weights) = self._global_advantages(und_rewards, gen_rewards, rows)
-        self._log_rollout_metrics(mode, global_rewards, weights, answers.completion_mask)
+        global_rewards, global_weights, (und_adv, gen_adv, weights) = self._global_advantages(
+            und_rewards, gen_rewards, rows
+        )
+        self._log_rollout_metrics(mode, global_rewards, global_weights, answers.completion_mask)
         self._maybe_log_images(pixels, rows.captions, gen_rewards)
         output = {
             "und_input_ids": und_batch.input_ids,
@@ -261,20 +263,17 @@ class PairGRPOTrainer(GRPOTrainer):
     def _global_advantages(self, und_rewards, gen_rewards, rows):
         """Gather rewards of all ranks (a pair's K rows may sit on several ranks), compute, keep the local slice.
 
-        Returns ({task: global rewards [N_global]}, (und_advantages [N], gen_advantages [N], pair_weight [N])).
+        Returns ({task: global rewards [N_global]}, pair_weight [N_global],
+        (und_advantages [N], gen_advantages [N], pair_weight [N])).
         """
-        device = self.accelerator.device
-        gathered = [
-            self.accelerator.gather(t.to(device)).cpu()
-            for t in (und_rewards, gen_rewards, rows.similarity, rows.is_aligned.float())
-        ]
-        und_adv, gen_adv, weights = self.compute_pair_advantages(
-            gathered[0], gathered[1], gathered[2], gathered[3].bool()
-        )
+        columns = torch.stack([und_rewards, gen_rewards, rows.similarity, rows.is_aligned.float()], dim=1)  # [N, 4]
+        gathered = self.accelerator.gather(columns.to(self.accelerator.device)).cpu()  # [N_global, 4], one collective
+        und_all, gen_all, similarity, is_aligned = gathered.unbind(dim=1)
+        und_adv, gen_adv, weights = self.compute_pair_advantages(und_all, gen_all, similarity, is_aligned.bool())
         n = len(und_rewards)
         local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
-        global_rewards = {"understand": gathered[0], "generate": gathered[1]}
-        return global_rewards, (und_adv[local], gen_adv[local], weights[local])
+        global_rewards = {"understand": und_all, "generate": gen_all}
+        return global_rewards, weights, (und_adv[local], gen_adv[local], weights[local])
 
     def compute_pair_advantages(
         self, und_rewards: torch.Tensor, gen_rewards: torch.Tensor, similarity: torch.Tensor, is_aligned: torch.Tensor
@@ -294,7 +293,7 @@ class PairGRPOTrainer(GRPOTrainer):
         weights = weights.repeat_interleave(k)
         return und_adv * weights, gen_adv * weights, weights
 
-    def _log_rollout_metrics(self, mode, global_rewards: dict, weights, completion_mask) -> None:
+    def _log_rollout_metrics(self, mode, global_rewards: dict, global_weights, completion_mask) -> None:
         metrics = self._metrics[mode]
         for task in TASKS:
             rewards = global_rewards[task]  # [N_global]
@@ -310,7 +309,7 @@ class PairGRPOTrainer(GRPOTrainer):
                     task,
                     [f.name for f in self.task_reward_funcs[task]],
                 )
-        metrics["pair_weight/mean"].append(self.accelerator.gather(weights.to(self.accelerator.device)).mean().item())
+        metrics["pair_weight/mean"].append(global_weights.mean().item())
         lengths = self.accelerator.gather(completion_mask.sum(dim=1).float())
         metrics["understand/answer_length_mean"].append(lengths.mean().item())
         metrics["understand/answer_length_max"].append(lengths.max().item())

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from rewards import combine_rewards
+
 logger = logging.getLogger(__name__)
 
 TASKS = ("understand", "generate")
@@ -66,14 +68,12 @@ def pair_rows(rows: list[dict], tokenizer, template: str, max_prompt_length: int
 
 
 def score_task(funcs: Sequence, prompts: list[str], completions: list, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run one task's reward functions; NaN-aware weighted sum.
+    """Run one task's reward functions and combine them with `rewards.combine_rewards` (weighted, NaN-aware).
 
     Returns (total [N]: sum_i w_i * r_i over the functions that apply, NaN where none does;
     raw [N, F]: each function's unweighted reward, NaN for None).
     """
     n = len(prompts)
-    if not funcs:
-        return torch.full((n,), math.nan), torch.empty(n, 0)
     columns = []
     for func in funcs:
         values = func(prompts, completions, **kwargs)
@@ -81,10 +81,7 @@ def score_task(funcs: Sequence, prompts: list[str], completions: list, **kwargs)
             raise ValueError(f"reward {func.name!r} returned {len(values)} values for {n} rollouts; return one each.")
         columns.append([math.nan if v is None else float(v) for v in values])
     raw = torch.tensor(columns, dtype=torch.float32).T  # [N, F]
-    weights = torch.tensor([float(f.weight) for f in funcs], dtype=torch.float32)  # [F]
-    weighted = raw * weights
-    total = torch.where(torch.isnan(weighted), 0.0, weighted).sum(dim=1)
-    total[torch.isnan(raw).all(dim=1)] = math.nan  # no reward applies: leave the row out of the group stats
+    total = combine_rewards({func.name: raw[:, i] for i, func in enumerate(funcs)}, funcs)  # [N]
     return total, raw
 
 

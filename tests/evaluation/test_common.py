@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 
 import pytest
 from PIL import Image
@@ -118,7 +119,8 @@ def test_question_template_and_system_prompt_reach_the_processor(tiny_janus, tmp
         AnswerSettings(question_template="no placeholder")
 
 
-def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headline(tiny_janus_path, tmp_path, capsys):
+def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headline(tiny_janus_path, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="open_r1.evaluation.common")
     seen = {}
 
     def load_items(paths, limit=None, image_root=None):
@@ -144,7 +146,7 @@ def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headl
     assert result["metrics"] == {"score": 12.5, "count": 1} and result["num_samples"] == 1
     assert result["settings"]["image_root"] == "images" and result["model"] == str(tiny_janus_path)
     assert [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()] == ["q1"]
-    assert capsys.readouterr().out.strip() == "toy table 12.5"
+    assert f"toy results in {out}:\ntoy table 12.5" in caplog.text
 
 
 def test_understanding_cli_passes_decoding_flags_into_answer_settings():

@@ -120,7 +120,7 @@ def test_mmmu_scoring_multiple_choice_and_open():
 def test_mmmu_end_to_end_and_cli(tiny_janus_path, mmmu_dir, tmp_path):
     out = tmp_path / "mmmu_out"
     args = ["--model_path", str(tiny_janus_path), "--data", str(mmmu_dir), "--out_dir", str(out)]
-    mmmu.main([*args, "--batch_size", "2", "--max_new_tokens", "3", "--device", "cpu"])
+    mmmu.BENCHMARK.main([*args, "--batch_size", "2", "--max_new_tokens", "3", "--device", "cpu"])
     result = json.loads((out / "results.json").read_text())
     assert result["benchmark"] == "mmmu" and result["num_samples"] == 3
     assert result["settings"]["max_new_tokens"] == 3
@@ -213,8 +213,8 @@ def test_mme_loader_and_resumed_run(tiny_janus, mme_parquet, tmp_path, count_cal
     assert items[0].answer == "yes" and len({i.id for i in items}) == 6
     calls = count_calls("sample_answer_tokens")
     out = tmp_path / "mme_out"
-    mme.run_mme(model, processor, [mme_parquet], out, SETTINGS, limit=3)
-    result = mme.run_mme(model, processor, [mme_parquet], out, SETTINGS)
+    mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS, limit=3)
+    result = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
     assert calls == [3, 3]  # the second run answered only the 3 new questions
     assert result.num_samples == 6 and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 6

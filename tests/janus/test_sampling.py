@@ -159,7 +159,7 @@ def test_generator_list_of_the_wrong_length_is_rejected(tiny_janus):
 def test_image_seed_depends_on_every_key_and_fits_a_generator():
     seeds = {image_seed(b, p, i) for b in range(3) for p in range(3) for i in range(3)}
     assert len(seeds) == 27  # no (base + index) aliasing: seed 1 / prompt 0 differs from seed 0 / prompt 1
-    assert image_seed(0, 1, 2) == image_seed(0, 1, 2)
+    assert image_seed(0, 1, 2) == 4908529878518941816  # pinned: the same seed in every process and on every machine
     assert all(0 <= seed < 2**63 for seed in seeds)
     torch.Generator().manual_seed(max(seeds))
 

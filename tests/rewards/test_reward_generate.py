@@ -216,3 +216,16 @@ def test_scorer_built_inside_zero_init_is_whole(tmp_path, tiny_hps_checkpoint, t
     assert report["scorer_shape"] == [32, 3, 8, 8] and not report["scorer_partitioned"]
     assert report["after_partitioned"]
     assert np.isfinite(report["score"]).all()
+
+
+def test_each_distinct_prompt_is_encoded_once(tiny_scorer, monkeypatch):
+    """A GRPO group shares its prompt: the text tower runs once per distinct prompt, and rows keep their own prompt."""
+    prompts = ["a red cube"] * 3 + ["a blue ball"] * 3
+    images = _images(6)
+    expected = torch.stack([tiny_scorer.score(images[i : i + 1], [p])[0] for i, p in enumerate(prompts)])
+    encoded = []
+    encode_text = tiny_scorer.model.encode_text
+    monkeypatch.setattr(tiny_scorer.model, "encode_text", lambda t: encoded.append(len(t)) or encode_text(t))
+    scores = tiny_scorer.score(images, prompts)
+    assert sum(encoded) == 2
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-5)
