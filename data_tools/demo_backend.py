@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data_tools.completion import Caption, ChatRequest, MultipleChoice, Reply, Verdict
 from data_tools.demo_scenes import COLORS, SHAPES, Scene, describe, multiple_choice
-from data_tools.schema import option_letters
+from rewards.reward_understand import parse_options
 
 
 class DemoCompletionBackend:
@@ -62,15 +62,7 @@ def _verify_caption(scene: Scene, caption: str) -> Verdict:
 
 
 def _verify_mcq(scene: Scene, question: str, answer: str) -> Verdict:
-    lines = {letter: line.split(".", 1)[1].strip() for letter, line in _option_lines(question)}
-    chosen = lines.get(answer, "")
+    chosen = parse_options(question).get(answer, "").strip()
     truths = {str(scene.count), scene.color, scene.shape, scene.position}
     ok = chosen in truths
     return Verdict(contradiction=not ok, hallucination=False, reason=f"answer {answer}={chosen!r}; scene {scene}")
-
-
-def _option_lines(question: str) -> list[tuple[str, str]]:
-    letters = set(option_letters(question))
-    return [
-        (line[0], line) for line in question.splitlines() if len(line) > 2 and line[0] in letters and line[1] == "."
-    ]

@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass
 
 from PIL import Image, ImageDraw
 
-COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 200, 40)}
+from rewards.reward_demo import COLORS as REWARD_COLORS
+
+# Drawn in the demo reward's own target colours (one table), so a scene scores highest against its own prompt.
+COLORS = {name: tuple(round(255 * c) for c in REWARD_COLORS[name]) for name in ("red", "green", "blue", "yellow")}
 SHAPES = ("circle", "square", "triangle", "diamond")
 POSITIONS = ("left", "right", "top", "bottom")
 COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}

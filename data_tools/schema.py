@@ -8,15 +8,15 @@ here (that needs an image root); see `check_images`.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewards.reward_understand import parse_options
+
 PAIR_TYPES = ("aligned", "retrieved")
 # The answer-format instruction closing every multiple-choice question in the released PairUG data.
 MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."
-_OPTION_LINE = re.compile(r"^\s*([A-Z])[.)]\s+\S", re.MULTILINE)
 
 
 class SchemaError(ValueError):
@@ -28,8 +28,12 @@ class SchemaError(ValueError):
 
 
 def option_letters(question: str) -> list[str]:
-    """Letters of the `A. ...` option lines in a question (empty when the question is open-ended)."""
-    return _OPTION_LINE.findall(question)
+    """Letters of the option lines in a question (empty when open-ended).
+
+    The accuracy reward's parser (`rewards.reward_understand.parse_options`), so validation and grading agree on
+    which questions are multiple choice ("A. x", "A) x", "(A) x").
+    """
+    return list(parse_options(question))
 
 
 def format_mcq(stem: str, options: list[str]) -> str:

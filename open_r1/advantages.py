@@ -41,7 +41,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
 
 
 def pair_weights(similarity: torch.Tensor, is_aligned: torch.Tensor, mode: str = "sqrt") -> torch.Tensor:
-    """Per-pair weight w_p (PairUni §3.2, PairGRPO): 1 for aligned pairs, f(s_p) for retrieved ones.
+    """Per-pair weight w_p of PairGRPO: 1 for aligned pairs, f(s_p) for retrieved ones (paper default f = sqrt).
 
     Args:
         similarity: `[B]` image cosine similarity s_p of each pair (ignored, may be NaN, for aligned pairs).

@@ -27,6 +27,15 @@ def test_format_mcq_released_format():
     assert option_letters(QUESTION) == ["A", "B", "C", "D"]
 
 
+def test_validation_reads_options_like_the_accuracy_reward():
+    """ "(A) x" lines are multiple choice for the reward, so validation must check the answer letter against them."""
+    question = "How many?\n(A) one\n(B) two\n(C) three"
+    assert option_letters(question) == ["A", "B", "C"]
+    assert option_letters("What is 2 + 3?") == []
+    with pytest.raises(SchemaError, match="not one of the options"):
+        parse_pair(_pair(understand_ann={**_pair()["understand_ann"], "question": question, "answer": "E"}), "p:1")
+
+
 def test_parse_pair_infers_pair_type_and_aligned_similarity():
     assert parse_pair(_pair(), "f:1").pair_type == "retrieved"
     same = {"image_path": "x.png", "prompt": "p", "question": QUESTION, "answer": "B"}
