@@ -27,7 +27,7 @@ def test_eval_geneval_and_wise_scripts(monkeypatch, tiny_janus_path, tmp_path):
     prompts = tmp_path / "natural_science.json"
     prompts.write_text(json.dumps([{"prompt_id": 701, "Prompt": "ice melting in the sun"}]))
     _run(monkeypatch, "eval_wise.py", "--prompts", prompts, "--out_dir", tmp_path / "w", *common)
-    assert [p.name for p in (tmp_path / "w").iterdir()] == ["701.png"]
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == [".lock", "701.png", "run_key.json"]
 
 
 @pytest.mark.slow

@@ -77,44 +77,38 @@ def test_mmmu_loader_builds_prompts_and_composes_images(mmmu_dir):
     assert items["validation_Math_1"].question == "Solve the image.\n" + mmmu.OPEN_INSTRUCTION
 
 
-def test_mmmu_scoring_multiple_choice_and_open():
+def test_mmmu_scoring_official_headline_and_strict_beside_it():
+    def mc(item_id, answer, prediction):
+        return {"id": item_id, "subject": "Art", "question_type": "multiple-choice", "options": ["x", "y"]} | {
+            "answer": answer,
+            "prediction": prediction,
+        }
+
+    def open_ended(item_id, answer, prediction):
+        return {"id": item_id, "subject": "Math", "question_type": "open", "options": []} | {
+            "answer": answer,
+            "prediction": prediction,
+        }
+
     records = [
-        {
-            "subject": "Art",
-            "question_type": "multiple-choice",
-            "options": ["x", "y"],
-            "answer": "B",
-            "prediction": "B",
-        },
-        {
-            "subject": "Art",
-            "question_type": "multiple-choice",
-            "options": ["x", "y"],
-            "answer": "A",
-            "prediction": "y",
-        },
-        {
-            "subject": "Art",
-            "question_type": "multiple-choice",
-            "options": ["x", "y"],
-            "answer": "A",
-            "prediction": "?",
-        },
-        {
-            "subject": "Math",
-            "question_type": "open",
-            "options": [],
-            "answer": "['3.5', '7/2']",
-            "prediction": "<think>half of 7</think><answer>3.50</answer>",
-        },
-        {"subject": "Math", "question_type": "open", "options": [], "answer": "12", "prediction": "13"},
+        mc("validation_Art_1", "B", "B"),
+        mc("validation_Art_2", "A", "y"),  # option B's text: parsed as B, wrong
+        mc("validation_Art_4", "A", "?"),  # unparseable: the seeded guess for this id is A (right)
+        mc("validation_Art_3", "A", "?"),  # unparseable: the seeded guess for this id is B (wrong)
+        open_ended("validation_Math_1", "['3.5', '7/2']", "<think>half of 7</think><answer>3.50</answer>"),
+        open_ended("validation_Math_2", "12", "13"),
     ]
+    assert mmmu.random_option("validation_Art_4", ["x", "y"]) == "A"
+    assert mmmu.random_option("validation_Art_3", ["x", "y"]) == "B"
     metrics = mmmu.score(records)
-    # B right; "y" is option B's text (wrong); "?" unparsed (wrong); 3.50 == 3.5 (right); 13 != 12.
-    assert metrics["accuracy"] == 40.0
-    assert metrics["per_subject"] == {"Art": 33.33, "Math": 50.0}
-    assert metrics["per_question_type"] == {"multiple-choice": 33.33, "open": 50.0}
-    assert metrics["unparsed_multiple_choice"] == 1
+    # official: Art_1, Art_4 (guess), Math_1 right = 3/6; strict: Art_1, Math_1 = 2/6.
+    assert metrics["accuracy"] == 50.0 and metrics["strict"]["accuracy"] == 33.33
+    assert metrics["per_subject"] == {"Art": 50.0, "Math": 50.0}
+    assert metrics["strict"]["per_subject"] == {"Art": 25.0, "Math": 50.0}
+    assert metrics["per_question_type"] == {"multiple-choice": 50.0, "open": 50.0}
+    assert metrics["strict"]["per_question_type"] == {"multiple-choice": 25.0, "open": 50.0}
+    assert metrics["unparsed_multiple_choice"] == 2 and metrics["headline_rule"].startswith("official")
+    assert mmmu.score(records[::-1]) == metrics  # the guess depends on the id, not on the order
 
 
 def test_mmmu_end_to_end_and_cli(tiny_janus_path, mmmu_dir, tmp_path):
@@ -213,11 +207,14 @@ def test_mme_loader_and_resumed_run(tiny_janus, mme_parquet, tmp_path, count_cal
     assert items[0].answer == "yes" and len({i.id for i in items}) == 6
     calls = count_calls("sample_answer_tokens")
     out = tmp_path / "mme_out"
-    mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS, limit=3)
+    first = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
+    predictions = out / "predictions.jsonl"
+    lines = predictions.read_text().splitlines(keepends=True)
+    predictions.write_text("".join(lines[:3]) + lines[3][:20])  # killed while writing the 4th line
     result = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
-    assert calls == [3, 3]  # the second run answered only the 3 new questions
-    assert result.num_samples == 6 and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
+    assert calls == [4, 2, 3]  # the resumed run answered only the 3 lost questions
+    assert predictions.read_text().splitlines(keepends=True) == lines  # the same answers, byte for byte
+    assert result == first and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
     with pytest.raises(ValueError, match="not an MME subtask"):
         mme.subtask_name("landscape")
 
