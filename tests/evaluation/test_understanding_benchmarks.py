@@ -284,3 +284,70 @@ def test_pope_score_averages_splits():
     metrics = pope.score(records)
     assert metrics["splits"]["random"]["f1"] == 100.0 and metrics["splits"]["popular"]["f1"] == 0.0
     assert metrics["f1"] == 50.0 and metrics["accuracy"] == 75.0
+
+
+@pytest.mark.parametrize(
+    ("completion", "official", "strict"),
+    [
+        ("Yes, there is a dog.", "yes", "yes"),
+        ("No.", "no", "no"),
+        ("There is not a dog in the image.", "no", None),
+        ("no, it isn't", "no", "no"),
+        ("Yes. No other animals.", "yes", "yes"),  # only the first sentence counts
+        ("I don't know.", "yes", None),  # anything without no/not is "yes" under the official rule
+        ("NO", "yes", "no"),  # the official word match is case-sensitive
+    ],
+)
+def test_pope_official_rule(completion, official, strict):
+    assert pope.official_yes_no(completion) == official
+    assert pope.extract_yes_no(completion) == strict
+
+
+def test_pope_official_headline_with_strict_beside_it_by_hand():
+    labels = ["yes", "no", "no", "yes"]
+    predictions = ["Yes, there is one.", "There is not.", "I don't know.", "Nope"]
+    records = [{"split": "random", "answer": a, "prediction": p} for a, p in zip(labels, predictions)]
+    metrics = pope.score(records)
+    # official: yes, no, yes, yes -> tp 2, fp 1, tn 1, fn 0: acc 3/4, P 2/3, R 1, F1 4/5, yes-ratio 3/4.
+    official = metrics["splits"]["random"]
+    assert (official["accuracy"], official["precision"], official["recall"]) == (75.0, 66.67, 100.0)
+    assert (official["f1"], official["yes_ratio"], metrics["f1"]) == (80.0, 75.0, 80.0)
+    # strict: yes, -, -, - -> tp 1, fp 0, fn 1 (+ 2 unparsed): acc 1/4, P 1, R 1/2, F1 2/3.
+    strict = metrics["strict"]["splits"]["random"]
+    assert (strict["accuracy"], strict["precision"], strict["recall"], strict["f1"]) == (25.0, 100.0, 50.0, 66.67)
+    assert metrics["strict"]["f1"] == 66.67 and strict["unparsed"] == 3
+    assert metrics["headline_rule"].startswith("official") and pope.BENCHMARK.headline_metric == "f1"
+
+
+def test_mmstar_hub_folder_with_parquet_and_tsv_loads_each_item_once(tmp_path, png):
+    question = "What is shown?\nOptions: A: a cat, B: a dog"
+    rows = [
+        {"index": i, "question": question, "answer": a, "category": "c", "l2_category": "l"}
+        for i, a in enumerate("ABA")
+    ]
+    parquet = pd.DataFrame([r | {"image": {"bytes": png(), "path": None}} for r in rows])
+    parquet.to_parquet(tmp_path / "mmstar.parquet")
+    tsv = pd.DataFrame([r | {"image": base64.b64encode(png()).decode()} for r in rows])
+    tsv.to_csv(tmp_path / "MMStar.tsv", sep="\t", index=False)
+    items = mmstar.load_items([tmp_path])
+    assert [(i.id, i.answer) for i in items] == [("0", "A"), ("1", "B"), ("2", "A")]
+    assert [i.id for i in mmstar.load_items([tmp_path], limit=2)] == ["0", "1"]
+    tsv.assign(answer=list("ABB")).to_csv(tmp_path / "MMStar.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"MMStar.tsv:index=2: answer 'B' differs from 'A'"):
+        mmstar.load_items([tmp_path])
+
+
+def test_mme_tsv_image_cells_that_name_another_rows_index_are_resolved(tmp_path, png):
+    image = base64.b64encode(png("blue", (20, 10))).decode()
+    rows = [
+        {"index": 1, "image": image, "question": "Blue?", "answer": "Yes", "category": "color"},
+        {"index": 2, "image": "1", "question": "Red?", "answer": "No", "category": "color"},
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "MME.tsv", sep="\t", index=False)
+    first, second = mme.load_items([tmp_path / "MME.tsv"])
+    assert second.load_image().getpixel((0, 0)) == (0, 0, 255) and second.load_image().size == (20, 10)
+    assert first.meta["image_key"] == second.meta["image_key"]  # one image: acc+ pairs its two questions
+    rows[1]["image"] = "99"
+    pd.DataFrame(rows).to_csv(tmp_path / "MME.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"MME.tsv:row 1: image cell '99' names no row's index"):
+        mme.load_items([tmp_path / "MME.tsv"])
