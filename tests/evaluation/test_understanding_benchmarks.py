@@ -333,7 +333,7 @@ def test_mmstar_hub_folder_with_parquet_and_tsv_loads_each_item_once(tmp_path, p
     assert [(i.id, i.answer) for i in items] == [("0", "A"), ("1", "B"), ("2", "A")]
     assert [i.id for i in mmstar.load_items([tmp_path], limit=2)] == ["0", "1"]
     tsv.assign(answer=list("ABB")).to_csv(tmp_path / "MMStar.tsv", sep="\t", index=False)
-    with pytest.raises(ValueError, match=r"MMStar.tsv:index=2: answer 'B' differs from 'A'"):
+    with pytest.raises(ValueError, match=r"mmstar.parquet:index=2: answer 'A' differs from 'B'"):
         mmstar.load_items([tmp_path])
 
 
