@@ -1,9 +1,11 @@
 """Answer questions about images with a Janus-Pro checkpoint: JSONL of image_path + question -> JSONL with answers.
 
 Usage:
-    python scripts/answer_questions.py --model_path deepseek-ai/Janus-Pro-1B --input q.jsonl --output a.jsonl
+    python scripts/answer_questions.py --model_path checkpoints/Janus-Pro-1B --input q.jsonl --output a.jsonl
 Each input line needs "image_path" (absolute, or relative to --image_root, default: the input file's folder) and
-"question"; every input field is kept and "answer" is added. Greedy decoding unless --do_sample.
+"question"; every input field is kept and "answer" is added. Greedy decoding unless --do_sample. The output is
+written once, atomically, when every answer is in: a crash leaves an existing file as it was. An existing --output is
+replaced only with --overwrite, and never when it is the --input.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ import logging
 from pathlib import Path
 
 import torch
-from PIL import Image
-from tqdm import tqdm
 
 from janus.sampling import sample_answer_tokens
-from open_r1.evaluation.common import add_checkpoint_args, load_model, model_device, setup_logging
+from open_r1.evaluation.common import (
+    add_checkpoint_args,
+    atomic_write_text,
+    decode_image,
+    is_main_process,
+    load_model,
+    model_device,
+    progress,
+    read_jsonl_objects,
+    setup_logging,
+    warn_if_too_long,
+)
 
 logger = logging.getLogger("answer_questions")
 
@@ -28,21 +39,26 @@ def read_questions(path: Path, image_root: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"--input {path} does not exist; pass a JSONL file of image_path + question.")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for where, record in read_jsonl_objects(path):
         for field in ("image_path", "question"):
             if not isinstance(record.get(field), str):
-                raise ValueError(f"{path}:{number}: field {field!r} is missing or not a string; add it.")
+                raise ValueError(f"{where}: field {field!r} is missing or not a string; add it.")
         image_path = Path(record["image_path"])
         image_path = image_path if image_path.is_absolute() else image_root / image_path
         if not image_path.is_file():
-            raise FileNotFoundError(
-                f"{path}:{number}: image_path {image_path} does not exist; fix it or --image_root."
-            )
-        records.append(record | {"_resolved_image": str(image_path)})
+            raise FileNotFoundError(f"{where}: image_path {image_path} does not exist; fix it or --image_root.")
+        records.append(record | {"_resolved_image": str(image_path), "_where": where})
+    if not records:
+        raise ValueError(f"--input {path} holds no questions; add one JSON object per line.")
     return records
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse to write over the input, or over an existing file without --overwrite."""
+    if args.output.resolve() == args.input.resolve():
+        raise ValueError(f"--output {args.output} is the --input file; write the answers to another file.")
+    if args.output.exists() and not args.overwrite:
+        raise ValueError(f"--output {args.output} exists; pass --overwrite to replace it, or choose another file.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_checkpoint_args(parser)
     parser.add_argument("--input", required=True, type=Path, help="JSONL with image_path and question fields.")
     parser.add_argument("--output", required=True, type=Path, help="JSONL written with an added answer field.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --output.")
     parser.add_argument("--image_root", type=Path, default=None, help="Base of relative image paths.")
     parser.add_argument("--max_new_tokens", type=int, default=256, help="Answer length limit.")
     parser.add_argument("--do_sample", action="store_true", help="Sample instead of greedy decoding.")
@@ -61,22 +78,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    setup_logging()
-    if args.batch_size < 1:
-        raise ValueError(f"--batch_size {args.batch_size} must be >= 1.")
-    records = read_questions(args.input, args.image_root or args.input.parent)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
+def answer_all(model, processor, records: list[dict], args: argparse.Namespace) -> list[str]:
+    """The answer to every record, `--batch_size` questions per sampler call."""
     device = model_device(model)
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("Answering %d questions from %s", len(records), args.input)
-    with args.output.open("w", encoding="utf-8") as out:
-        for start in tqdm(range(0, len(records), args.batch_size), desc="batches"):
+    answers: list[str] = []
+    with progress(len(records), "answering", "question") as bar:
+        for start in range(0, len(records), args.batch_size):
             chunk = records[start : start + args.batch_size]
-            images = [Image.open(r["_resolved_image"]).convert("RGB") for r in chunk]
+            images = [decode_image(r["_resolved_image"], where=f"{r['_where']}: image_path") for r in chunk]
             batch = processor.encode_understanding([r["question"] for r in chunk], images).to(device)
+            warn_if_too_long(model, batch.input_ids.shape[1], args.max_new_tokens, chunk[0]["_where"])
             samples = sample_answer_tokens(
                 model,
                 batch,
@@ -89,10 +101,27 @@ def main(argv: list[str] | None = None) -> None:
                 eos_token_id=processor.special.eos_id,
                 pad_token_id=processor.special.pad_id,
             )
-            for record, answer in zip(chunk, processor.decode_answers(samples.completion_ids)):
-                result = {k: v for k, v in record.items() if k != "_resolved_image"} | {"answer": answer}
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-    logger.info("Wrote %d answers to %s", len(records), args.output)
+            answers += processor.decode_answers(samples.completion_ids)
+            bar.update(len(chunk))
+    return answers
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging()
+    if args.batch_size < 1:
+        raise ValueError(f"--batch_size {args.batch_size} must be >= 1.")
+    check_output(args)
+    records = read_questions(args.input, args.image_root or args.input.parent)
+    model, processor = load_model(args.model_path, args.device, args.dtype)
+    answers = answer_all(model, processor, records, args)
+    lines = [
+        json.dumps({k: v for k, v in record.items() if not k.startswith("_")} | {"answer": answer}, ensure_ascii=False)
+        for record, answer in zip(records, answers)
+    ]
+    atomic_write_text(args.output, "".join(line + "\n" for line in lines))
+    if is_main_process():
+        print(f"Wrote {len(lines)} answers to {args.output}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
     python scripts/compare_runs.py --run base=eval/janus-pro-1b --run trained=eval/pairuni-1b \
         --value base:wise=0.26 --value trained:wise=0.38 --reference Janus-Pro-1B PairUni-1B
 
-Each `--run NAME=PATH` is a folder holding the eval scripts' results.json files (or one results.json).
+Each `--run NAME=PATH` is a folder holding the eval scripts' results.json files (or one results.json). Smoke runs
+(--limit, or no samples) are marked `*`.
 """
 
 import argparse
-from pathlib import Path
 
-from open_r1.evaluation.compare import PAPER, collect_results, comparison_table, parse_value
+from data_tools.jsonl import atomic_write_text
+from open_r1.evaluation.compare import PAPER, comparison_table, parse_value, read_run
 
 
 def main() -> None:
@@ -20,20 +21,25 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="Also write the table to this markdown file.")
     args = parser.parse_args()
     runs: dict[str, dict[str, float]] = {}
+    smoke: dict[str, set[str]] = {}
     for spec in args.run:
         name, sep, path = spec.partition("=")
         if not sep:
             parser.error(f"--run {spec!r}: expected NAME=PATH")
-        runs[name] = collect_results(path)
+        runs[name], smoke[name] = read_run(path)
     for spec in args.value:
-        run, benchmark, value = parse_value(spec)
+        try:
+            run, benchmark, value = parse_value(spec)
+        except ValueError as err:
+            parser.error(f"--value: {err}")
         if run not in runs:
             parser.error(f"--value {spec!r}: run {run!r} is not one of {list(runs)}")
         runs[run][benchmark] = value
-    table = comparison_table(runs, args.reference)
+    table = comparison_table(runs, args.reference, smoke)
     print(table)
     if args.output:
-        Path(args.output).write_text(table + "\n", encoding="utf-8")
+        atomic_write_text(args.output, table + "\n")
+        print(f"Wrote the table to {args.output}")
 
 
 if __name__ == "__main__":

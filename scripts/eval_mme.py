@@ -7,4 +7,6 @@ open_r1/evaluation/mme.py.
 from open_r1.evaluation.mme import BENCHMARK
 
 if __name__ == "__main__":
-    BENCHMARK.main()
+    summary = BENCHMARK.main()
+    if summary:  # the main process's closing summary: results table and what was written where
+        print(summary)

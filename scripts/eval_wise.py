@@ -7,4 +7,6 @@ open_r1/evaluation/wise.py.
 from open_r1.evaluation.wise import main
 
 if __name__ == "__main__":
-    main()
+    summary = main()
+    if summary:  # the main process's closing summary: what was written where
+        print(summary)

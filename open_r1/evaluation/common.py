@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
-from data_tools.jsonl import atomic_write_bytes, atomic_write_text  # the repo's one atomic writer (tmp + os.replace)
+from data_tools.jsonl import (  # the repo's one atomic writer (tmp + os.replace) and JSONL reader (file:line errors)
+    atomic_write_bytes,
+    atomic_write_text,
+    iter_jsonl,
+)
+from open_r1.evaluation.run_key import claim_out_dir, make_key
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -70,6 +77,31 @@ def load_model(
 
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or no distributed launcher): the process that shows progress bars and summaries (issue 16)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def progress(total: int, desc: str, unit: str) -> tqdm:
+    """A tqdm bar (done/total, rate, ETA) on stderr, shown by the main process only."""
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=not is_main_process())
+
+
+def warn_if_too_long(model: torch.nn.Module, prompt_tokens: int, new_tokens: int, what: str) -> None:
+    """Warn when prompt + new tokens exceed the language model's context (positions past it are untrained)."""
+    config = getattr(model.config, "text_config", model.config)
+    context = getattr(config, "max_position_embeddings", None)
+    if context and prompt_tokens + new_tokens > context:
+        logger.warning(
+            "%s: %d prompt + %d new tokens exceed the model's context of %d tokens; outputs past it are unreliable "
+            "(shorten the prompt or lower --max_new_tokens).",
+            what,
+            prompt_tokens,
+            new_tokens,
+            context,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -164,15 +196,39 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix == ".tsv":
         return pd.read_csv(path, sep="\t", keep_default_na=False)
     if suffix == ".jsonl":
-        return pd.read_json(path, lines=True, dtype=False)
+        return pd.DataFrame([row for _, row in read_jsonl_objects(path)])
     if suffix == ".json":
-        text = path.read_text(encoding="utf-8")
         try:
-            return pd.DataFrame(json.loads(text))
+            value = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             # Some benchmarks (POPE) ship JSON Lines under a .json name.
-            return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+            return pd.DataFrame([row for _, row in read_jsonl_objects(path)])
+        rows = [value] if isinstance(value, dict) else value  # a dict: a JSON Lines file of one line
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise ValueError(f"{path}: expected a JSON list of objects or JSON Lines (one object per line).")
+        return pd.DataFrame(rows)
     raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .parquet, .tsv, .jsonl or .json.")
+
+
+def read_jsonl_objects(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """`("file:line", object)` for every line of a JSONL file; a bad line raises ValueError naming file:line."""
+    rows = []
+    for where, row in iter_jsonl(path):
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object per line, got {type(row).__name__}.")
+        rows.append((where, row))
+    return rows
+
+
+def check_limit(limit: int | None) -> None:
+    """--limit must keep at least one item: a negative one would silently drop items from the end."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: must be >= 1 (a smoke run of N items); omit it for the full benchmark.")
+
+
+def require_items(items: Sequence[Any], data: Sequence[str | Path]) -> None:
+    if not items:
+        raise ValueError(f"no items in {[str(p) for p in data]}; check the data path (an empty file scores nothing).")
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str) -> None:
@@ -190,17 +246,26 @@ def decode_image(cell: Any, image_root: str | Path | None = None, where: str = "
             return decode_image(cell["path"], image_root, where)
         raise ValueError(f"{where}: image dict has neither bytes nor path.")
     if isinstance(cell, bytes | bytearray):
-        return Image.open(io.BytesIO(cell)).convert("RGB")
+        return _open_image(io.BytesIO(cell), where)
     if isinstance(cell, str) and cell:
         candidate = Path(image_root) / cell if image_root else Path(cell)
         if candidate.is_file():
-            return Image.open(candidate).convert("RGB")
+            return _open_image(candidate, f"{where} ({candidate})")
         try:
-            return Image.open(io.BytesIO(base64.b64decode(cell, validate=True))).convert("RGB")
-        except (binascii.Error, OSError):
-            pass
+            data = base64.b64decode(cell, validate=True)
+        except binascii.Error:
+            data = None
+        if data:
+            return _open_image(io.BytesIO(data), where)
         raise ValueError(f"{where}: {cell[:80]!r} is neither a file (image_root={image_root}) nor base64 image data.")
     raise ValueError(f"{where}: unsupported image cell of type {type(cell).__name__}.")
+
+
+def _open_image(source: io.BytesIO | Path, where: str) -> Image.Image:
+    try:
+        return Image.open(source).convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{where}: the image cannot be decoded ({err}); the cell or file is corrupt.") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -260,8 +325,27 @@ class AnswerSettings:
     question_template: str = "{question}"
 
     def __post_init__(self) -> None:
-        if "{question}" not in self.question_template:
-            raise ValueError(f"question_template={self.question_template!r} must contain '{{question}}'.")
+        check_question_template(self.question_template)
+
+    def key_fields(self) -> dict[str, Any]:
+        """The settings that change the answers (the run key); batch_size only changes speed."""
+        return {k: v for k, v in asdict(self).items() if k != "batch_size"}
+
+
+def check_question_template(template: str) -> None:
+    """`template` must be a format string whose only placeholder is `{question}` (literal braces as `{{ }}`)."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        raise ValueError(
+            f"--question_template {template!r}: not a valid format string ({err}); write literal braces as {{{{ }}}}."
+        ) from None
+    unknown = sorted(set(fields) - {"question"})
+    if unknown or "question" not in fields:
+        raise ValueError(
+            f"--question_template {template!r}: must contain '{{question}}' and no other placeholder "
+            f"(unknown: {unknown}); write literal braces as {{{{ }}}}."
+        )
 
 
 def answer_items(
@@ -282,16 +366,17 @@ def answer_items(
         log.path,
         len(pending),
     )
-    for start in range(0, len(pending), settings.batch_size):
-        chunk = pending[start : start + settings.batch_size]
-        texts = _answer_batch(model, processor, chunk, settings)
-        log.append(
-            [
-                {**item.meta, "id": item.id, "question": item.question, "answer": item.answer, "prediction": text}
-                for item, text in zip(chunk, texts)
-            ]
-        )
-        logger.info("answered %d/%d", start + len(chunk), len(pending))
+    with progress(len(pending), "answering", "question") as bar:
+        for start in range(0, len(pending), settings.batch_size):
+            chunk = pending[start : start + settings.batch_size]
+            texts = _answer_batch(model, processor, chunk, settings)
+            log.append(
+                [
+                    {**item.meta, "id": item.id, "question": item.question, "answer": item.answer, "prediction": text}
+                    for item, text in zip(chunk, texts)
+                ]
+            )
+            bar.update(len(chunk))
     return [log.records[item.id] for item in items]
 
 
@@ -307,6 +392,7 @@ def _answer_batch(
     images = [item.load_image() for item in items]
     questions = [settings.question_template.format(question=item.question) for item in items]
     batch = processor.encode_understanding(questions, images, **prompt_kwargs)
+    warn_if_too_long(model, batch.input_ids.shape[1], settings.max_new_tokens, f"question {items[0].id!r}")
     samples = janus.sample_answer_tokens(
         model,
         batch.to(model_device(model)),
@@ -348,6 +434,10 @@ class GenerationSettings:
     prompts_per_batch: int = 1
     decode_batch_size: int = 16
 
+    def key_fields(self) -> dict[str, Any]:
+        """The settings that change the images (the run key); the batch sizes only change speed."""
+        return {k: v for k, v in asdict(self).items() if k not in ("prompts_per_batch", "decode_batch_size")}
+
 
 def generate_jobs(
     model: JanusForConditionalGeneration,
@@ -366,12 +456,14 @@ def generate_jobs(
             "must be >= 1."
         )
     todo = [job for job in sorted(jobs, key=lambda j: j.index) if not job.is_done()]
-    for start in range(0, len(todo), settings.prompts_per_batch):
-        group = todo[start : start + settings.prompts_per_batch]
-        images = sample_images(model, processor, [job.prompt for job in group], settings, [job.index for job in group])
-        for job, job_images in zip(group, images):
-            job.write(job_images)
-        logger.info("%d/%d prompts drawn", start + len(group), len(todo))
+    with progress(len(todo), "drawing", "prompt") as bar:
+        for start in range(0, len(todo), settings.prompts_per_batch):
+            group = todo[start : start + settings.prompts_per_batch]
+            prompts = [job.prompt for job in group]
+            images = sample_images(model, processor, prompts, settings, [job.index for job in group])
+            for job, job_images in zip(group, images):
+                job.write(job_images)
+            bar.update(len(group))
     return len(todo)
 
 
@@ -391,6 +483,7 @@ def sample_images(
     device = model_device(model)
     k = settings.samples_per_prompt
     batch = processor.encode_generation(list(prompts)).repeat_interleave(k).to(device)  # rows: p0 x k, p1 x k, ...
+    warn_if_too_long(model, batch.input_ids.shape[1], processor.num_image_tokens, f"prompt {indices[0]}")
     seeds = [image_seed(settings.seed, index, sample) for index in indices for sample in range(k)]  # same row order
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     tokens = janus.sample_image_tokens(
@@ -434,7 +527,15 @@ class BenchmarkResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out_dir: str | Path) -> Path:
+        """Write `<out_dir>/results.json`, refusing to replace another benchmark's result (one per folder)."""
         path = Path(out_dir) / "results.json"
+        if path.is_file():
+            previous = json.loads(path.read_text(encoding="utf-8")).get("benchmark")
+            if previous != self.benchmark:
+                raise ValueError(
+                    f"{path} holds a {previous!r} result; give each benchmark its own --out_dir (e.g. eval/run/"
+                    f"{self.benchmark})."
+                )
         write_json(path, asdict(self))
         return path
 
@@ -478,8 +579,30 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     add_checkpoint_args(parser)
-    parser.add_argument("--out_dir", required=True, help="Output folder; rerunning with it resumes.")
-    parser.add_argument("--limit", type=int, default=None, help="Only the first N items (smoke runs).")
+    parser.add_argument(
+        "--out_dir", required=True, help="Output folder; rerunning the same run (see run_key.json) resumes."
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="Only the first N items (smoke runs; part of the key)."
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Delete the outputs of a different run in --out_dir and start over."
+    )
+
+
+def dtype_name(model_or_args: torch.nn.Module | argparse.Namespace) -> str:
+    """The compute dtype as the run key records it, from a loaded model or from --device/--dtype before loading."""
+    if isinstance(model_or_args, torch.nn.Module):
+        return str(next(model_or_args.parameters()).dtype)
+    return str(resolve_dtype(model_or_args.dtype, resolve_device(model_or_args.device)))
+
+
+def model_path_of(model: torch.nn.Module) -> str:
+    """The folder a model was loaded from (janus.load_pretrained records it), for the run key."""
+    path = getattr(model.config, "_name_or_path", "")
+    if not path or not Path(path).exists():
+        raise ValueError("the model's config does not name its checkpoint folder; pass model_path=... explicitly.")
+    return path
 
 
 def add_answer_args(parser: argparse.ArgumentParser) -> None:
@@ -551,9 +674,9 @@ def answer_and_save(
     return answer_items(model, processor, items, log, settings)
 
 
-def settings_record(args: argparse.Namespace) -> dict[str, Any]:
-    """CLI settings stored in results.json, so a table can say how each number was produced."""
-    return {k: v for k, v in vars(args).items() if isinstance(v, str | int | float | bool | list | type(None))}
+def understanding_outputs(out_dir: Path) -> list[Path]:
+    """What an understanding driver writes into its folder (what --overwrite deletes)."""
+    return [p for p in (out_dir / "predictions.jsonl", out_dir / "results.json") if p.is_file()]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -565,9 +688,10 @@ def settings_record(args: argparse.Namespace) -> dict[str, Any]:
 class UnderstandingBenchmark:
     """A question-answering benchmark (MMMU, MMStar, MME, POPE): what is its own, plus the shared `run` and `main`.
 
-    `load_items(data, limit=..., **loader_options)` reads the benchmark files; `score(records)` returns the metrics,
-    of which `metrics[headline_metric]` is the headline; `table(result)` is the markdown the CLI prints.
-    `loader_options` maps extra CLI flags (forwarded to `load_items`, default None) to their help text.
+    `load_items(data, limit=..., **loader_options)` reads the benchmark files (`find_files(data, file_patterns)`);
+    `score(records)` returns the metrics, of which `metrics[headline_metric]` is the headline; `table(result)` is
+    the markdown the CLI prints. `loader_options` maps extra CLI flags (forwarded to `load_items`, default None) to
+    their help text.
     """
 
     name: str  # results.json's "benchmark"
@@ -577,7 +701,30 @@ class UnderstandingBenchmark:
     table: Callable[[BenchmarkResult], str]
     description: str  # the CLI's --help text (the benchmark module's docstring)
     data_help: str
+    file_patterns: tuple[str, ...]
     loader_options: dict[str, str] = field(default_factory=dict)
+
+    def load_checked(
+        self, data: Sequence[str | Path], limit: int | None, **loader_options: Any
+    ) -> list[UnderstandingItem]:
+        """The items, with --limit and empty data refused before any model is loaded."""
+        check_limit(limit)
+        items = self.load_items(data, limit=limit, **loader_options)
+        require_items(items, data)
+        return items
+
+    def run_key(
+        self,
+        model_path: str | Path,
+        data: Sequence[str | Path],
+        settings: AnswerSettings,
+        limit: int | None,
+        dtype: str,
+        loader_options: dict[str, Any],
+    ) -> dict[str, Any]:
+        """What makes two runs the same run: model files, data file hashes, every output-changing setting."""
+        recorded = {**settings.key_fields(), "limit": limit, "dtype": dtype, **loader_options}
+        return make_key(self.name, model_path, find_files(data, self.file_patterns), recorded)
 
     def run(
         self,
@@ -587,17 +734,37 @@ class UnderstandingBenchmark:
         out_dir: str | Path,
         settings: AnswerSettings,
         limit: int | None = None,
-        model_name: str = "",
-        extra_settings: dict[str, Any] | None = None,
+        model_path: str | Path | None = None,
+        overwrite: bool = False,
         **loader_options: Any,
     ) -> BenchmarkResult:
-        """Answer the items into `<out_dir>/predictions.jsonl` (resuming it), score them, save `results.json`."""
-        items = self.load_items(data, limit=limit, **loader_options)
+        """Answer the items into `<out_dir>/predictions.jsonl` (resuming the same run), score, save `results.json`."""
+        items = self.load_checked(data, limit, **loader_options)
+        key = self.run_key(
+            model_path or model_path_of(model), data, settings, limit, dtype_name(model), loader_options
+        )
+        with claim_out_dir(out_dir, key, understanding_outputs, overwrite):
+            return self._answer_and_score(model, processor, items, out_dir, settings, key)
+
+    def _answer_and_score(
+        self,
+        model: JanusForConditionalGeneration,
+        processor: JanusProcessor,
+        items: Sequence[UnderstandingItem],
+        out_dir: str | Path,
+        settings: AnswerSettings,
+        key: dict[str, Any],
+    ) -> BenchmarkResult:
         records = answer_and_save(model, processor, items, out_dir, settings)
         metrics = self.score(records)
-        headline = metrics[self.headline_metric]
         result = BenchmarkResult(
-            self.name, model_name, self.headline_metric, headline, len(records), metrics, extra_settings or {}
+            self.name,
+            key["model"]["path"],
+            self.headline_metric,
+            metrics[self.headline_metric],
+            len(records),
+            metrics,
+            key["settings"],
         )
         result.save(out_dir)
         return result
@@ -611,22 +778,22 @@ class UnderstandingBenchmark:
             parser.add_argument(f"--{name}", default=None, help=help_text)
         return parser
 
-    def main(self, argv: Sequence[str] | None = None) -> None:
-        """The benchmark's CLI: load the model, run, log the results table."""
+    def main(self, argv: Sequence[str] | None = None) -> str | None:
+        """The benchmark's CLI: check the data and the output folder, load the model, run; returns the summary the
+        script prints (None on non-main ranks)."""
         setup_logging()
         args = self.build_parser().parse_args(argv)
-        model, processor = load_model(args.model_path, args.device, args.dtype)
         options = {name: getattr(args, name) for name in self.loader_options}
         settings = answer_settings_from_args(args)
-        result = self.run(
-            model,
-            processor,
-            args.data,
-            args.out_dir,
-            settings,
-            args.limit,
-            args.model_path,
-            settings_record(args),
-            **options,
+        items = self.load_checked(args.data, args.limit, **options)
+        key = self.run_key(args.model_path, args.data, settings, args.limit, dtype_name(args), options)
+        with claim_out_dir(args.out_dir, key, understanding_outputs, args.overwrite):
+            model, processor = load_model(args.model_path, args.device, args.dtype)
+            result = self._answer_and_score(model, processor, items, args.out_dir, settings, key)
+        if not is_main_process():
+            return None
+        out = Path(args.out_dir)
+        return (
+            f"{self.table(result)}\n{self.name}: {result.headline_metric} = {format_value(result.headline)} "
+            f"over {result.num_samples} items; wrote {out / 'predictions.jsonl'} and {out / 'results.json'}"
         )
-        logger.info("%s results in %s:\n%s", self.name, args.out_dir, self.table(result))

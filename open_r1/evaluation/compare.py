@@ -2,17 +2,19 @@
 
 A run is a folder searched for `results.json` files (one per benchmark, as the drivers write them) or a single
 results.json; scores from external scorers without a results.json (WISE's GPT-4o WiScore) are given as
-`RUN:BENCHMARK=VALUE`. Reference numbers: PairUni (arXiv 2510.25682) main table, method.md §4.
+`RUN:BENCHMARK=VALUE`. Smoke runs (`--limit`, or no samples) are marked `*` and footnoted: they are not comparable
+with full runs or the paper. Reference numbers: PairUni (arXiv 2510.25682) main table.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from open_r1.evaluation.common import markdown_table
+from open_r1.evaluation.common import format_value, markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +35,28 @@ PAPER: dict[str, dict[str, float | None]] = {
 }
 
 
+SMOKE_MARK = "*"
+SMOKE_NOTE = f"{SMOKE_MARK} smoke run (--limit or no samples): not comparable with full runs or the paper."
+
+
+def is_smoke(result: dict) -> bool:
+    """A results.json from a --limit run or with no samples."""
+    return result.get("num_samples", 1) == 0 or (result.get("settings") or {}).get("limit") is not None
+
+
 def collect_results(path: str | Path) -> dict[str, float]:
     """`{benchmark: headline}` from a results.json file or every results.json under a folder."""
+    return read_run(path)[0]
+
+
+def read_run(path: str | Path) -> tuple[dict[str, float], set[str]]:
+    """(`{benchmark: headline}`, the benchmarks whose result is a smoke run) of a results.json or a folder of them."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(path.rglob("results.json"))
     if not files:
         raise ValueError(f"{path}: no results.json found; run the eval_* scripts with --out_dir under this folder.")
     scores: dict[str, float] = {}
+    smoke: set[str] = set()
     for file in files:
         result = json.loads(file.read_text(encoding="utf-8"))
         if "benchmark" not in result or "headline" not in result:
@@ -47,7 +64,9 @@ def collect_results(path: str | Path) -> dict[str, float]:
         if result["benchmark"] in scores:
             raise ValueError(f"{file}: a second {result['benchmark']} result in {path}; keep one per run folder.")
         scores[result["benchmark"]] = float(result["headline"])
-    return scores
+        if is_smoke(result):
+            smoke.add(result["benchmark"])
+    return scores, smoke
 
 
 def parse_value(text: str) -> tuple[str, str, float]:
@@ -55,14 +74,26 @@ def parse_value(text: str) -> tuple[str, str, float]:
     try:
         target, value = text.split("=", 1)
         run, benchmark = target.split(":", 1)
-        return run, benchmark.lower(), float(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"value {text!r}: expected RUN:BENCHMARK=NUMBER, e.g. trained:wise=0.41.") from None
+    keys = [key for key, _, _ in BENCHMARKS]
+    if benchmark.lower() not in keys:
+        raise ValueError(f"value {text!r}: benchmark {benchmark!r} is not one of {keys}.")
+    if not math.isfinite(number):
+        raise ValueError(f"value {text!r}: {value!r} is not a finite number.")
+    return run, benchmark.lower(), number
 
 
-def comparison_table(runs: Mapping[str, Mapping[str, float]], references: Sequence[str] = ()) -> str:
+def comparison_table(
+    runs: Mapping[str, Mapping[str, float]],
+    references: Sequence[str] = (),
+    smoke: Mapping[str, set[str]] | None = None,
+) -> str:
     """Markdown table: one row per benchmark, one column per run, the change of the last run over the first, and
-    the paper's numbers for `references` (keys of PAPER)."""
+    the paper's numbers for `references` (keys of PAPER). `smoke[run]` names the run's smoke results, marked `*`
+    with a footnote."""
+    smoke = smoke or {}
     for name in references:
         if name not in PAPER:
             raise ValueError(f"reference {name!r} unknown; choose from {sorted(PAPER)}.")
@@ -74,10 +105,15 @@ def comparison_table(runs: Mapping[str, Mapping[str, float]], references: Sequen
     rows = []
     for key, title, unit in BENCHMARKS:
         values = [runs[name].get(key) for name in names]
-        row = [title, unit, *values]
+        row = [title, unit, *(_cell(value, key in smoke.get(name, ())) for name, value in zip(names, values))]
         if len(names) > 1:
             first, last = values[0], values[-1]
             row.append(None if first is None or last is None else f"{last - first:+.{2 if abs(last) >= 1 else 3}f}")
         row += [PAPER[name][key] for name in references]
         rows.append(row)
-    return markdown_table(headers, rows)
+    table = markdown_table(headers, rows)
+    return table + "\n\n" + SMOKE_NOTE if any(smoke.values()) else table
+
+
+def _cell(value: float | None, smoke: bool) -> float | str | None:
+    return f"{format_value(value)}{SMOKE_MARK}" if smoke and value is not None else value

@@ -5,6 +5,7 @@ Layout (what GenEval's own generation script writes; `evaluation/evaluate_images
     <out>/<index:05d>/metadata.jsonl        the prompt's metadata line (one JSON object)
     <out>/<index:05d>/samples/<i:04d>.png   `samples_per_prompt` images (4 by default)
     <out>/<index:05d>/grid.png              optional
+`<out>/run_key.json` records the run (model, metadata hash, sampling settings); a rerun with another key is refused.
 Object detection and scoring (mmdet 2.x + Mask2Former) stay in the official repository; not re-implemented here.
 """
 
@@ -17,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from PIL import Image
 
 from open_r1.evaluation.common import (
@@ -27,13 +27,19 @@ from open_r1.evaluation.common import (
     GenerationSettings,
     add_generation_args,
     atomic_write_text,
+    check_limit,
+    dtype_name,
     generate_jobs,
     generation_settings_from_args,
+    is_main_process,
     load_model,
     markdown_table,
+    model_path_of,
+    read_jsonl_objects,
     save_png,
     setup_logging,
 )
+from open_r1.evaluation.run_key import claim_out_dir, make_key
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -46,13 +52,12 @@ logger = logging.getLogger(__name__)
 def load_metadata(path: str | Path) -> list[dict[str, Any]]:
     """GenEval's `evaluation_metadata.jsonl`: one JSON object per line with at least `prompt` (and `tag`)."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--metadata {path} does not exist; pass GenEval's prompts/evaluation_metadata.jsonl.")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-            raise ValueError(f"{path}:{number}: field 'prompt' must be a non-empty string; is this GenEval metadata?")
+    for where, row in read_jsonl_objects(path):
+        if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise ValueError(f"{where}: field 'prompt' must be a non-empty string; is this GenEval metadata?")
         rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no prompts; pass GenEval's prompts/evaluation_metadata.jsonl.")
@@ -117,6 +122,23 @@ def build_jobs(
     return jobs
 
 
+def prompt_folders(out_dir: Path) -> list[Path]:
+    """The `<index:05d>` folders of a GenEval output folder (what --overwrite deletes)."""
+    return sorted(p for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def run_key(
+    model_path: str | Path,
+    metadata_path: str | Path,
+    settings: GenerationSettings,
+    grid: bool,
+    limit: int | None,
+    dtype: str,
+) -> dict[str, Any]:
+    recorded = {**settings.key_fields(), "grid": grid, "limit": limit, "dtype": dtype}
+    return make_key("geneval", model_path, [metadata_path], recorded)
+
+
 def run_geneval(
     model: JanusForConditionalGeneration,
     processor: JanusProcessor,
@@ -125,9 +147,26 @@ def run_geneval(
     settings: GenerationSettings,
     grid: bool = False,
     limit: int | None = None,
+    model_path: str | Path | None = None,
+    overwrite: bool = False,
 ) -> int:
-    """Draw every incomplete prompt of the metadata file into `out_dir`; returns how many prompts were drawn."""
+    """Draw every incomplete prompt of the metadata file into `out_dir` (resuming only the same run, see
+    `run_key`); returns how many prompts were drawn."""
+    check_limit(limit)
     metadata = load_metadata(metadata_path)[:limit]
+    key = run_key(model_path or model_path_of(model), metadata_path, settings, grid, limit, dtype_name(model))
+    with claim_out_dir(out_dir, key, prompt_folders, overwrite):
+        return _draw(model, processor, metadata, out_dir, settings, grid)
+
+
+def _draw(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    metadata: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    settings: GenerationSettings,
+    grid: bool,
+) -> int:
     jobs = build_jobs(metadata, out_dir, settings.samples_per_prompt, grid)
     drawn = generate_jobs(model, processor, jobs, settings)
     logger.info("GenEval: %d prompts drawn, %d already complete, in %s", drawn, len(jobs) - drawn, out_dir)
@@ -137,20 +176,29 @@ def run_geneval(
 def summarize_results(results_path: str | Path, model: str = "") -> BenchmarkResult:
     """Score GenEval's `results.jsonl` (from evaluate_images.py) as its summary_scores.py does: accuracy per tag
     (over images), overall = mean over tags."""
-    frame = pd.read_json(results_path, lines=True)
-    if not {"tag", "correct"} <= set(frame.columns):
-        raise ValueError(f"{results_path}: expected GenEval scorer rows with 'tag' and 'correct' fields.")
-    per_tag = {str(tag): float(group["correct"].mean()) for tag, group in frame.groupby("tag", sort=False)}
+    by_tag: dict[str, list[bool]] = {}
+    for where, row in read_jsonl_objects(results_path):
+        tag, correct = row.get("tag"), row.get("correct")
+        if not isinstance(tag, str) or not isinstance(correct, bool):
+            raise ValueError(
+                f"{where}: fields 'tag' (string) and 'correct' (true/false) expected, got tag={tag!r} "
+                f"correct={correct!r}; pass the results.jsonl written by GenEval's evaluate_images.py."
+            )
+        by_tag.setdefault(tag, []).append(correct)
+    if not by_tag:
+        raise ValueError(f"{results_path}: no scored images; run GenEval's evaluate_images.py first.")
+    per_tag = {tag: sum(v) / len(v) for tag, v in by_tag.items()}
     overall = sum(per_tag.values()) / len(per_tag)
+    images = [ok for v in by_tag.values() for ok in v]
     return BenchmarkResult(
         benchmark="geneval",
         model=model,
         headline_metric="overall",
         headline=round(overall, 4),
-        num_samples=len(frame),
+        num_samples=len(images),
         metrics={
             "overall": round(overall, 4),
-            "image_accuracy": round(float(frame["correct"].mean()), 4),
+            "image_accuracy": round(sum(images) / len(images), 4),
             "per_tag": {k: round(v, 4) for k, v in per_tag.items()},
         },
     )
@@ -166,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default=None)
     generate.add_argument("--dtype", default=None, choices=sorted(DTYPES))
     generate.add_argument("--grid", action="store_true", help="Also write grid.png per prompt.")
-    generate.add_argument("--limit", type=int, default=None)
+    generate.add_argument("--limit", type=int, default=None, help="Only the first N prompts (part of the run key).")
+    generate.add_argument("--overwrite", action="store_true", help="Delete another run's images in --out_dir first.")
     add_generation_args(generate, samples_per_prompt=4)
     summarize = commands.add_parser("summarize", help="Summarise the official scorer's results.jsonl.")
     summarize.add_argument("--results", required=True, help="results.jsonl written by evaluate_images.py")
@@ -175,16 +224,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def generate(args: argparse.Namespace) -> str:
+    """The `generate` command: data and output folder checked before the model loads; returns the summary."""
+    check_limit(args.limit)
+    settings = generation_settings_from_args(args)
+    metadata = load_metadata(args.metadata)[: args.limit]
+    key = run_key(args.model_path, args.metadata, settings, args.grid, args.limit, dtype_name(args))
+    with claim_out_dir(args.out_dir, key, prompt_folders, args.overwrite):
+        model, processor = load_model(args.model_path, args.device, args.dtype)
+        drawn = _draw(model, processor, metadata, args.out_dir, settings, args.grid)
+    return (
+        f"GenEval: {drawn} prompts drawn, {len(metadata) - drawn} already complete; {len(metadata)} prompt folders "
+        f"(<index>/samples/*.png, {settings.samples_per_prompt} per prompt) in {args.out_dir}. Score them with "
+        "GenEval's evaluation/evaluate_images.py, then `eval_geneval.py summarize`."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> str | None:
+    """The CLI; returns the closing summary the script prints (None on non-main ranks)."""
     setup_logging()
     args = build_parser().parse_args(argv)
     if args.command == "generate":
-        model, processor = load_model(args.model_path, args.device, args.dtype)
-        run_geneval(
-            model, processor, args.metadata, args.out_dir, generation_settings_from_args(args), args.grid, args.limit
+        summary = generate(args)
+    else:
+        result = summarize_results(args.results, args.model_name)
+        path = result.save(args.out_dir)
+        rows = [[tag, score] for tag, score in result.metrics["per_tag"].items()] + [["overall", result.headline]]
+        summary = (
+            f"{markdown_table(['GenEval task', 'score'], rows)}\nGenEval overall = {result.headline:.4f} over "
+            f"{result.num_samples} images; wrote {path}"
         )
-        return
-    result = summarize_results(args.results, args.model_name)
-    path = result.save(args.out_dir)
-    rows = [[tag, score] for tag, score in result.metrics["per_tag"].items()] + [["overall", result.headline]]
-    logger.info("GenEval results, written to %s:\n%s", path, markdown_table(["GenEval task", "score"], rows))
+    return summary if is_main_process() else None

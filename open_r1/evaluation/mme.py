@@ -4,11 +4,13 @@ cognition scores.
 Input: the hub's parquet (`lmms-lab/MME`, `data/test-*.parquet`: question_id (the image name, shared by its two
 questions), image {"bytes"}, question (ending "Please answer yes or no."), answer "Yes"/"No", category (subtask)),
 or VLMEvalKit's `MME.tsv` (index, image base64, question, answer, category; questions about the same image are
-grouped by identical image data there).
+grouped by identical image data there; an image cell of <= 64 characters holds the `index` of the row that carries
+the image, and is resolved through it).
 
 Scoring follows the official MME tool: acc = % questions right; acc+ = % images whose questions are all right;
 subtask score = acc + acc+ (max 200); perception (MME-P, max 2000) = sum over the 10 perception subtasks,
-cognition (max 800) over the 4 cognition subtasks. An answer that is neither yes nor no is wrong.
+cognition (max 800) over the 4 cognition subtasks. A predicted answer that is neither yes nor no is wrong; a gold
+answer that is neither is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from open_r1.evaluation.common import (
 logger = logging.getLogger(__name__)
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "ocr")
+FILE_PATTERNS = ("*.parquet", "*.tsv")
+REFERENCE_CELL_CHARS = 64  # VLMEvalKit: an image cell this short is another row's index, not image data
 COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 
 
@@ -57,20 +61,42 @@ def _image_key(row: dict[str, Any]) -> str:
     return hashlib.sha1(data if isinstance(data, bytes) else str(data).encode()).hexdigest()[:16]
 
 
+def resolve_image_references(rows: list[dict[str, Any]], path: Path) -> None:
+    """Replace short image cells that name another row's `index` by that row's image (VLMEvalKit TSVs), in place."""
+    if not rows or "index" not in rows[0]:
+        return
+    by_index = {
+        str(row["index"]): row["image"]
+        for row in rows
+        if not (isinstance(row["image"], str) and len(row["image"]) <= REFERENCE_CELL_CHARS)
+    }
+    for number, row in enumerate(rows):
+        cell = row["image"]
+        if isinstance(cell, str) and len(cell) <= REFERENCE_CELL_CHARS and cell.strip() in by_index:
+            row["image"] = by_index[cell.strip()]
+        elif isinstance(cell, str) and cell.strip().isdigit() and "image_path" not in row:
+            raise ValueError(f"{path}:row {number}: image cell {cell!r} names no row's index holding an image.")
+
+
 def load_items(paths: Sequence[str | Path], limit: int | None = None) -> list[UnderstandingItem]:
     items = []
-    for path in find_files(paths, ["*.parquet", "*.tsv"]):
+    for path in find_files(paths, FILE_PATTERNS):
         frame = read_table(path)
         require_columns(frame, ["image", "question", "answer", "category"], str(path))
-        for number, row in enumerate(frame.to_dict("records")):
+        rows = frame.to_dict("records")
+        resolve_image_references(rows, path)
+        for number, row in enumerate(rows):
+            where = f"{path}:row {number}"
+            answer = row["answer"]
+            if not isinstance(answer, str) or answer.strip().lower() not in ("yes", "no"):
+                raise ValueError(f"{where}: field 'answer' must be 'Yes' or 'No', got {answer!r}; is this MME data?")
             subtask = subtask_name(str(row["category"]))
             image_key = f"{subtask}/{_image_key(row)}"
-            where = f"{path}:row {number}"
             items.append(
                 UnderstandingItem(
                     id=f"{image_key}::{row['question']}",
                     question=str(row["question"]),
-                    answer=str(row["answer"]).strip().lower(),
+                    answer=answer.strip().lower(),
                     load_image=lambda cell=row["image"], w=where: decode_image(cell, where=w),
                     meta={"subtask": subtask, "image_key": image_key},
                 )
@@ -120,4 +146,5 @@ BENCHMARK = UnderstandingBenchmark(
     table=results_table,
     description=__doc__,
     data_help="MME parquet files (lmms-lab/MME data/) / MME.tsv, or their folder",
+    file_patterns=FILE_PATTERNS,
 )

@@ -6,15 +6,17 @@ subjects) with columns id, question, options (a Python-list string), answer, que
 
 Janus-Pro takes one image per prompt. Questions and options refer to images as `<image N>`: with one referenced
 image the reference reads "the image"; with several, the images are placed side by side (left to right, in
-increasing N) and each reference reads "image N", with one sentence saying so. Unparseable answers count as wrong
-(the official MMMU script guesses randomly instead). Open answers use the reward's normalised match against any of
-the gold answers (MMMU stores several as a list string).
+increasing N) and each reference reads "image N", with one sentence saying so. The headline follows the official MMMU
+evaluation: a multiple-choice answer no option letter can be parsed from counts as a random option (seeded per
+question id, so reruns agree); the strict accuracy (unparseable = wrong) is reported beside it. Open answers use the
+reward's normalised match against any of the gold answers (MMMU stores several as a list string).
 """
 
 from __future__ import annotations
 
 import ast
 import logging
+import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -43,6 +45,8 @@ MC_INSTRUCTION = "Answer with the option's letter from the given choices directl
 OPEN_INSTRUCTION = "Answer the question using a single word or phrase."
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MAX_IMAGES = 7
+FILE_PATTERNS = ("validation-*.parquet",)
+RANDOM_GUESS_SEED = 42  # official rule: an unparseable multiple-choice answer becomes a (seeded) random option
 _IMAGE_REF = re.compile(r"<image (\d+)>")
 
 
@@ -114,6 +118,11 @@ def _row_item(row: dict[str, Any], where: str) -> UnderstandingItem:
     question_type = str(row["question_type"])
     if question_type not in ("multiple-choice", "open"):
         raise ValueError(f"{where}: question_type={question_type!r}; expected 'multiple-choice' or 'open'.")
+    answer = row["answer"]
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValueError(f"{where}: field 'answer' must be a non-empty string, got {answer!r}; is this MMMU data?")
+    if question_type == "multiple-choice" and answer.strip().upper() not in LETTERS:
+        raise ValueError(f"{where}: multiple-choice field 'answer' must be an option letter, got {answer!r}.")
     options = parse_list(row["options"]) if question_type == "multiple-choice" else []
     cells = {n: row.get(f"image_{n}") for n in range(1, MAX_IMAGES + 1)}
     available = [
@@ -129,7 +138,7 @@ def _row_item(row: dict[str, Any], where: str) -> UnderstandingItem:
     return UnderstandingItem(
         id=str(row["id"]),
         question=build_question(str(row["question"]), options, question_type, numbers),
-        answer=str(row["answer"]),
+        answer=answer,
         load_image=load_image,
         meta={
             "subject": subject_of(str(row["id"])),
@@ -143,48 +152,73 @@ def _row_item(row: dict[str, Any], where: str) -> UnderstandingItem:
 def load_items(paths: Sequence[str | Path], limit: int | None = None) -> list[UnderstandingItem]:
     """Items of every `validation-*.parquet` under `paths` (or the files named), in file then row order."""
     items = []
-    for path in find_files(paths, ["validation-*.parquet"]):
+    for path in find_files(paths, FILE_PATTERNS):
         frame = read_table(path)
         require_columns(frame, ["id", "question", "options", "answer", "question_type", "image_1"], str(path))
         items += [_row_item(row, f"{path}:{row['id']}") for row in frame.to_dict("records")]
     return items[:limit]
 
 
-def score_record(record: dict[str, Any]) -> tuple[str | None, bool]:
-    """(parsed answer, correct) of one prediction record."""
+def random_option(item_id: str, options: Sequence[str]) -> str | None:
+    """The official fallback for an unparseable multiple-choice answer: a random option letter, seeded by the
+    question id so the guess does not depend on the order or subset of questions scored."""
+    if not options:
+        return None
+    return random.Random(f"{RANDOM_GUESS_SEED}:{item_id}").choice(LETTERS[: len(options)])
+
+
+def score_record(record: dict[str, Any]) -> tuple[str | None, bool, bool]:
+    """(parsed answer, correct by the official rule, correct by the strict rule) of one prediction record."""
     from rewards.reward_understand import answer_span, open_ended_match
 
     if record["question_type"] == "multiple-choice":
+        gold = record["answer"].strip().upper()
         letter = choice_letter(record["prediction"], record["options"])
-        return letter, letter == record["answer"].strip().upper()
+        guess = letter if letter is not None else random_option(str(record["id"]), record["options"])
+        return letter, guess == gold, letter == gold
     golds = parse_list(record["answer"])
-    return answer_span(record["prediction"]), any(open_ended_match(record["prediction"], g) for g in golds)
+    correct = any(open_ended_match(record["prediction"], g) for g in golds)
+    return answer_span(record["prediction"]), correct, correct
+
+
+def _accuracies(records: Sequence[dict[str, Any]], correct: Sequence[bool]) -> dict[str, Any]:
+    by_subject: dict[str, list[bool]] = defaultdict(list)
+    by_type: dict[str, list[bool]] = defaultdict(list)
+    for record, ok in zip(records, correct):
+        by_subject[record["subject"]].append(ok)
+        by_type[record["question_type"]].append(ok)
+    return {
+        "accuracy": percent(sum(correct), len(records)),
+        "per_subject": {k: percent(sum(v), len(v)) for k, v in sorted(by_subject.items())},
+        "per_question_type": {k: percent(sum(v), len(v)) for k, v in sorted(by_type.items())},
+    }
 
 
 def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Overall accuracy (%), per subject and per question type."""
-    by_subject: dict[str, list[bool]] = defaultdict(list)
-    by_type: dict[str, list[bool]] = defaultdict(list)
-    unparsed = 0
-    for record in records:
-        parsed, correct = score_record(record)
-        unparsed += parsed is None
-        by_subject[record["subject"]].append(correct)
-        by_type[record["question_type"]].append(correct)
-    total = sum(sum(v) for v in by_subject.values())
+    """Accuracy (%) overall, per subject and per question type: the official rule as the headline, the strict
+    rule (unparseable multiple-choice answers are wrong) under "strict"."""
+    scored = [score_record(record) for record in records]
+    official = _accuracies(records, [ok for _, ok, _ in scored])
+    strict = _accuracies(records, [ok for _, _, ok in scored])
+    unparsed = sum(parsed is None for (parsed, _, _), r in zip(scored, records) if r["question_type"] != "open")
     return {
-        "accuracy": percent(total, len(records)),
-        "per_subject": {k: percent(sum(v), len(v)) for k, v in sorted(by_subject.items())},
-        "per_question_type": {k: percent(sum(v), len(v)) for k, v in sorted(by_type.items())},
+        **official,
+        "headline_rule": "official: an unparseable multiple-choice answer counts as a seeded random option",
+        "strict": strict,
         "unparsed_multiple_choice": unparsed,
     }
 
 
 def results_table(result: BenchmarkResult) -> str:
-    """Per-subject rows, then per-question-type rows, then the overall accuracy."""
-    rows = [[subject, acc] for subject, acc in result.metrics["per_subject"].items()]
-    rows += [[f"({kind})", acc] for kind, acc in result.metrics["per_question_type"].items()]
-    return markdown_table(["MMMU subject", "accuracy %"], rows + [["overall", result.headline]])
+    """Per-subject rows, then per-question-type rows, then the overall accuracy (official, strict)."""
+    strict = result.metrics["strict"]
+    rows = [[subject, acc, strict["per_subject"][subject]] for subject, acc in result.metrics["per_subject"].items()]
+    rows += [
+        [f"({kind})", acc, strict["per_question_type"][kind]]
+        for kind, acc in result.metrics["per_question_type"].items()
+    ]
+    rows.append(["overall", result.headline, strict["accuracy"]])
+    return markdown_table(["MMMU subject", "accuracy % (official)", "strict %"], rows)
 
 
 BENCHMARK = UnderstandingBenchmark(
@@ -195,4 +229,5 @@ BENCHMARK = UnderstandingBenchmark(
     table=results_table,
     description=__doc__,
     data_help="MMMU folder (per-subject validation-*.parquet) or the parquet files",
+    file_patterns=FILE_PATTERNS,
 )

@@ -2,7 +2,8 @@
 
 Input: the hub's parquet (`Lin-Chen/MMStar`, `mmstar.parquet`: index, question, image {"bytes"}, answer, category,
 l2_category, ...) or VLMEvalKit's `MMStar.tsv` (same columns, base64 image). The options are inside the question
-text ("Options: A: ..., B: ..."), so the prompt is the question plus the reward's letter instruction.
+text ("Options: A: ..., B: ..."), so the prompt is the question plus the reward's letter instruction. The hub folder
+ships both files (the same 1,500 items): an item met again with the same `index` and answer is read once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from open_r1.evaluation.common import (
 logger = logging.getLogger(__name__)
 
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
+FILE_PATTERNS = ("*.parquet", "*.tsv")
 # "Options: A: red, B: blue" / one option per line; an option runs until the next ", X:" or line end.
 _OPTION = re.compile(r"(?:^|,\s*|\n\s*)([A-F])\s*[:.]\s*(.+?)(?=,\s*[A-F]\s*[:.]\s|\n|$)", re.S)
 
@@ -43,27 +45,44 @@ def parse_options(question: str) -> dict[str, str]:
     return options if len(options) >= 2 else {}
 
 
+def _row_item(row: dict[str, Any], where: str) -> UnderstandingItem:
+    answer = row["answer"]
+    if not isinstance(answer, str) or not re.fullmatch(r"\s*[A-F]\s*", answer):
+        raise ValueError(f"{where}: field 'answer' must be an option letter A-F (a string), got {answer!r}.")
+    return UnderstandingItem(
+        id=str(row["index"]),
+        question=f"{row['question']}\n{INSTRUCTION}",
+        answer=answer.strip(),
+        load_image=lambda cell=row["image"], w=where: decode_image(cell, where=w),
+        meta={
+            "category": str(row["category"]),
+            "l2_category": str(row["l2_category"]),
+            "options": parse_options(str(row["question"])),
+        },
+    )
+
+
 def load_items(paths: Sequence[str | Path], limit: int | None = None) -> list[UnderstandingItem]:
-    items = []
-    for path in find_files(paths, ["*.parquet", "*.tsv"]):
+    """Items of every parquet / TSV file under `paths`, each `index` once (the hub folder holds both formats)."""
+    items: dict[str, UnderstandingItem] = {}
+    for path in find_files(paths, FILE_PATTERNS):
         frame = read_table(path)
         require_columns(frame, ["index", "question", "answer", "category", "l2_category", "image"], str(path))
+        repeated = 0
         for row in frame.to_dict("records"):
-            where = f"{path}:index={row['index']}"
-            items.append(
-                UnderstandingItem(
-                    id=str(row["index"]),
-                    question=f"{row['question']}\n{INSTRUCTION}",
-                    answer=str(row["answer"]).strip(),
-                    load_image=lambda cell=row["image"], w=where: decode_image(cell, where=w),
-                    meta={
-                        "category": str(row["category"]),
-                        "l2_category": str(row["l2_category"]),
-                        "options": parse_options(str(row["question"])),
-                    },
-                )
-            )
-    return items[:limit]
+            item = _row_item(row, f"{path}:index={row['index']}")
+            if item.id in items:
+                if items[item.id].answer != item.answer:
+                    raise ValueError(
+                        f"{path}:index={item.id}: answer {item.answer!r} differs from {items[item.id].answer!r} in "
+                        "an earlier file; pass only one MMStar version."
+                    )
+                repeated += 1
+                continue
+            items[item.id] = item
+        if repeated:
+            logger.info("%s: %d items already read from another file (same index), read once", path, repeated)
+    return list(items.values())[:limit]
 
 
 def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -98,4 +117,5 @@ BENCHMARK = UnderstandingBenchmark(
     table=results_table,
     description=__doc__,
     data_help="MMStar parquet / TSV file(s) or their folder",
+    file_patterns=FILE_PATTERNS,
 )

@@ -6,15 +6,17 @@ Input, either:
   {"bytes"}, category = split), or
 - the official POPE files `coco_pope_{random,popular,adversarial}.json` (JSON lines: question_id, image (file
   name), text, label) with `--image_root` pointing at COCO val2014 images; the split comes from the file name.
-The headline is the mean F1 over the splits (as LLaVA-style evaluations report POPE); mean accuracy is also given.
-An answer that is neither yes nor no counts as a "no" that is wrong for both classes (never a true negative).
+The headline is the mean F1 over the splits under the official POPE rule (its evaluate script, the numbers papers
+report): keep the answer's first sentence, drop commas, split on spaces; "No", "no" or "not" among the words means
+"no", anything else "yes". The strict rule (the reward's yes/no parser; an answer that is neither counts as wrong
+for both classes, never a true negative) is reported beside it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("random", "popular", "adversarial")
 INSTRUCTION = "Please answer yes or no."
+FILE_PATTERNS = ("*.parquet", "coco_pope_*.json", "*pope*.jsonl")
 
 
 def _split_from_name(path: Path) -> str:
@@ -59,10 +62,10 @@ def load_items(
     paths: Sequence[str | Path], image_root: str | Path | None = None, limit: int | None = None
 ) -> list[UnderstandingItem]:
     items = []
-    for path in find_files(paths, ["*.parquet", "coco_pope_*.json", "*pope*.jsonl"]):
+    for path in find_files(paths, FILE_PATTERNS):
         for number, row in enumerate(read_table(path).to_dict("records")):
             split, question, answer, cell = _normalise_row(row, path)
-            if split not in SPLITS or answer.strip().lower() not in ("yes", "no"):
+            if split not in SPLITS or str(answer).strip().lower() not in ("yes", "no"):
                 raise ValueError(
                     f"{path}:row {number}: split={split!r} answer={answer!r}; expected {SPLITS} / yes|no."
                 )
@@ -77,6 +80,20 @@ def load_items(
                 )
             )
     return items[:limit]
+
+
+def official_yes_no(completion: str) -> str:
+    """The official POPE rule: first sentence, commas dropped, split on spaces; "No"/"no"/"not" -> "no", else "yes".
+
+    Applied to the answer span (a `<think>` part is dropped first), which is the whole text for a plain answer.
+    """
+    from rewards.reward_understand import answer_span
+
+    text = answer_span(completion)
+    if "." in text:
+        text = text.split(".")[0]
+    words = text.replace(",", "").split(" ")
+    return "no" if {"No", "no", "not"} & set(words) else "yes"
 
 
 def binary_metrics(predictions: Sequence[str | None], labels: Sequence[str]) -> dict[str, float]:
@@ -96,11 +113,12 @@ def binary_metrics(predictions: Sequence[str | None], labels: Sequence[str]) -> 
     }
 
 
-def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _split_metrics(records: Sequence[dict[str, Any]], parse: Callable[[str], str | None]) -> dict[str, Any]:
+    """Binary metrics per split with `parse` turning a completion into yes/no, and their means over the splits."""
     by_split: dict[str, tuple[list[str | None], list[str]]] = defaultdict(lambda: ([], []))
     for record in records:
         predictions, labels = by_split[record["split"]]
-        predictions.append(extract_yes_no(record["prediction"]))
+        predictions.append(parse(record["prediction"]))
         labels.append(record["answer"])
     splits = {split: binary_metrics(*by_split[split]) for split in SPLITS if split in by_split}
     return {
@@ -110,11 +128,22 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def score(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The official rule's metrics as the headline, the strict rule's under "strict"."""
+    return {
+        **_split_metrics(records, official_yes_no),
+        "headline_rule": "official POPE: first sentence, no/not among its words -> no, else yes",
+        "strict": _split_metrics(records, extract_yes_no),
+    }
+
+
 def results_table(result: BenchmarkResult) -> str:
     """The binary metrics per split, then the means over the splits."""
     keys = ["accuracy", "precision", "recall", "f1", "yes_ratio"]
     rows = [[split, *(m[k] for k in keys)] for split, m in result.metrics["splits"].items()]
     rows.append(["mean", result.metrics["accuracy"], None, None, result.metrics["f1"], None])
+    strict = result.metrics["strict"]
+    rows.append(["mean (strict rule)", strict["accuracy"], None, None, strict["f1"], None])
     return markdown_table(["POPE split", *keys], rows)
 
 
@@ -126,5 +155,6 @@ BENCHMARK = UnderstandingBenchmark(
     table=results_table,
     description=__doc__,
     data_help="POPE parquet files (lmms-lab/POPE data/) or coco_pope_<split>.json files",
+    file_patterns=FILE_PATTERNS,
     loader_options={"image_root": "COCO val2014 folder (official POPE json files only)."},
 )

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import logging
 
 import pytest
 from PIL import Image
@@ -119,8 +118,7 @@ def test_question_template_and_system_prompt_reach_the_processor(tiny_janus, tmp
         AnswerSettings(question_template="no placeholder")
 
 
-def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headline(tiny_janus_path, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="open_r1.evaluation.common")
+def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headline(tiny_janus_path, tmp_path, capsys):
     seen = {}
 
     def load_items(paths, limit=None, image_root=None):
@@ -135,18 +133,28 @@ def test_understanding_benchmark_cli_forwards_loader_options_and_saves_the_headl
         table=lambda result: f"toy table {result.headline}",
         description="A toy benchmark.",
         data_help="toy files",
+        file_patterns=("*.json",),
         loader_options={"image_root": "Where the images are."},
     )
+    data = tmp_path / "a.json"
+    data.write_text("[]")
     out = tmp_path / "out"
-    args = ["--model_path", str(tiny_janus_path), "--data", "a.json", "--out_dir", str(out), "--device", "cpu"]
-    benchmark.main([*args, "--image_root", "images", "--limit", "5", "--max_new_tokens", "2"])
-    assert seen == {"paths": ["a.json"], "limit": 5, "image_root": "images"}
+    args = ["--model_path", str(tiny_janus_path), "--data", str(data), "--out_dir", str(out), "--device", "cpu"]
+    summary = benchmark.main([*args, "--image_root", "images", "--limit", "5", "--max_new_tokens", "2"])
+    assert seen == {"paths": [str(data)], "limit": 5, "image_root": "images"}
     result = json.loads((out / "results.json").read_text())
     assert result["benchmark"] == "toy" and result["headline_metric"] == "score" and result["headline"] == 12.5
     assert result["metrics"] == {"score": 12.5, "count": 1} and result["num_samples"] == 1
-    assert result["settings"]["image_root"] == "images" and result["model"] == str(tiny_janus_path)
+    assert result["settings"]["image_root"] == "images" and result["model"] == str(tiny_janus_path.resolve())
+    assert result["settings"]["limit"] == 5 and result["settings"]["max_new_tokens"] == 2
     assert [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()] == ["q1"]
-    assert f"toy results in {out}:\ntoy table 12.5" in caplog.text
+    assert summary == (
+        f"toy table 12.5\ntoy: score = 12.50 over 1 items; wrote {out / 'predictions.jsonl'} and "
+        f"{out / 'results.json'}"
+    )
+    # The answering progress bar (tqdm, on stderr) shows done/total.
+    err = capsys.readouterr().err
+    assert "answering: 100%" in err and "1/1" in err
 
 
 def test_understanding_cli_passes_decoding_flags_into_answer_settings():

@@ -22,8 +22,13 @@ def geneval_metadata(tmp_path):
     return path
 
 
+BOOKKEEPING = {"run_key.json", ".lock"}  # the run key and the writer's lock, beside the official layout
+
+
 def _files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    assert BOOKKEEPING <= set(files)
+    return {name: data for name, data in files.items() if name not in BOOKKEEPING}
 
 
 def test_geneval_writes_the_official_layout(tiny_janus, geneval_metadata, tmp_path):
@@ -143,7 +148,13 @@ def test_wise_writes_prompt_id_pngs_seeded_by_prompt_id(tiny_janus, wise_files, 
     calls = count_calls("sample_image_tokens")
     settings = GenerationSettings(samples_per_prompt=1, seed=3)
     wise.run_wise(model, processor, wise_files, tmp_path / "all", settings)
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["1.png", "2.png", "701.png"]
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        ".lock",
+        "1.png",
+        "2.png",
+        "701.png",
+        "run_key.json",
+    ]
     wise.run_wise(model, processor, wise_files[1:], tmp_path / "science", settings)
     # The seed follows the prompt id, so the image does not depend on which files were passed.
     assert (tmp_path / "science/701.png").read_bytes() == (tmp_path / "all/701.png").read_bytes()

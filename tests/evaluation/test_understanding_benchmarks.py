@@ -77,44 +77,38 @@ def test_mmmu_loader_builds_prompts_and_composes_images(mmmu_dir):
     assert items["validation_Math_1"].question == "Solve the image.\n" + mmmu.OPEN_INSTRUCTION
 
 
-def test_mmmu_scoring_multiple_choice_and_open():
+def test_mmmu_scoring_official_headline_and_strict_beside_it():
+    def mc(item_id, answer, prediction):
+        return {"id": item_id, "subject": "Art", "question_type": "multiple-choice", "options": ["x", "y"]} | {
+            "answer": answer,
+            "prediction": prediction,
+        }
+
+    def open_ended(item_id, answer, prediction):
+        return {"id": item_id, "subject": "Math", "question_type": "open", "options": []} | {
+            "answer": answer,
+            "prediction": prediction,
+        }
+
     records = [
-        {
-            "subject": "Art",
-            "question_type": "multiple-choice",
-            "options": ["x", "y"],
-            "answer": "B",
-            "prediction": "B",
-        },
-        {
-            "subject": "Art",
-            "question_type": "multiple-choice",
-            "options": ["x", "y"],
-            "answer": "A",
-            "prediction": "y",
-        },
-        {
-            "subject": "Art",
-            "question_type": "multiple-choice",
-            "options": ["x", "y"],
-            "answer": "A",
-            "prediction": "?",
-        },
-        {
-            "subject": "Math",
-            "question_type": "open",
-            "options": [],
-            "answer": "['3.5', '7/2']",
-            "prediction": "<think>half of 7</think><answer>3.50</answer>",
-        },
-        {"subject": "Math", "question_type": "open", "options": [], "answer": "12", "prediction": "13"},
+        mc("validation_Art_1", "B", "B"),
+        mc("validation_Art_2", "A", "y"),  # option B's text: parsed as B, wrong
+        mc("validation_Art_4", "A", "?"),  # unparseable: the seeded guess for this id is A (right)
+        mc("validation_Art_3", "A", "?"),  # unparseable: the seeded guess for this id is B (wrong)
+        open_ended("validation_Math_1", "['3.5', '7/2']", "<think>half of 7</think><answer>3.50</answer>"),
+        open_ended("validation_Math_2", "12", "13"),
     ]
+    assert mmmu.random_option("validation_Art_4", ["x", "y"]) == "A"
+    assert mmmu.random_option("validation_Art_3", ["x", "y"]) == "B"
     metrics = mmmu.score(records)
-    # B right; "y" is option B's text (wrong); "?" unparsed (wrong); 3.50 == 3.5 (right); 13 != 12.
-    assert metrics["accuracy"] == 40.0
-    assert metrics["per_subject"] == {"Art": 33.33, "Math": 50.0}
-    assert metrics["per_question_type"] == {"multiple-choice": 33.33, "open": 50.0}
-    assert metrics["unparsed_multiple_choice"] == 1
+    # official: Art_1, Art_4 (guess), Math_1 right = 3/6; strict: Art_1, Math_1 = 2/6.
+    assert metrics["accuracy"] == 50.0 and metrics["strict"]["accuracy"] == 33.33
+    assert metrics["per_subject"] == {"Art": 50.0, "Math": 50.0}
+    assert metrics["strict"]["per_subject"] == {"Art": 25.0, "Math": 50.0}
+    assert metrics["per_question_type"] == {"multiple-choice": 50.0, "open": 50.0}
+    assert metrics["strict"]["per_question_type"] == {"multiple-choice": 25.0, "open": 50.0}
+    assert metrics["unparsed_multiple_choice"] == 2 and metrics["headline_rule"].startswith("official")
+    assert mmmu.score(records[::-1]) == metrics  # the guess depends on the id, not on the order
 
 
 def test_mmmu_end_to_end_and_cli(tiny_janus_path, mmmu_dir, tmp_path):
@@ -213,11 +207,14 @@ def test_mme_loader_and_resumed_run(tiny_janus, mme_parquet, tmp_path, count_cal
     assert items[0].answer == "yes" and len({i.id for i in items}) == 6
     calls = count_calls("sample_answer_tokens")
     out = tmp_path / "mme_out"
-    mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS, limit=3)
+    first = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
+    predictions = out / "predictions.jsonl"
+    lines = predictions.read_text().splitlines(keepends=True)
+    predictions.write_text("".join(lines[:3]) + lines[3][:20])  # killed while writing the 4th line
     result = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
-    assert calls == [3, 3]  # the second run answered only the 3 new questions
-    assert result.num_samples == 6 and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
+    assert calls == [4, 2, 3]  # the resumed run answered only the 3 lost questions
+    assert predictions.read_text().splitlines(keepends=True) == lines  # the same answers, byte for byte
+    assert result == first and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
     with pytest.raises(ValueError, match="not an MME subtask"):
         mme.subtask_name("landscape")
 
@@ -287,3 +284,70 @@ def test_pope_score_averages_splits():
     metrics = pope.score(records)
     assert metrics["splits"]["random"]["f1"] == 100.0 and metrics["splits"]["popular"]["f1"] == 0.0
     assert metrics["f1"] == 50.0 and metrics["accuracy"] == 75.0
+
+
+@pytest.mark.parametrize(
+    ("completion", "official", "strict"),
+    [
+        ("Yes, there is a dog.", "yes", "yes"),
+        ("No.", "no", "no"),
+        ("There is not a dog in the image.", "no", None),
+        ("no, it isn't", "no", "no"),
+        ("Yes. No other animals.", "yes", "yes"),  # only the first sentence counts
+        ("I don't know.", "yes", None),  # anything without no/not is "yes" under the official rule
+        ("NO", "yes", "no"),  # the official word match is case-sensitive
+    ],
+)
+def test_pope_official_rule(completion, official, strict):
+    assert pope.official_yes_no(completion) == official
+    assert pope.extract_yes_no(completion) == strict
+
+
+def test_pope_official_headline_with_strict_beside_it_by_hand():
+    labels = ["yes", "no", "no", "yes"]
+    predictions = ["Yes, there is one.", "There is not.", "I don't know.", "Nope"]
+    records = [{"split": "random", "answer": a, "prediction": p} for a, p in zip(labels, predictions)]
+    metrics = pope.score(records)
+    # official: yes, no, yes, yes -> tp 2, fp 1, tn 1, fn 0: acc 3/4, P 2/3, R 1, F1 4/5, yes-ratio 3/4.
+    official = metrics["splits"]["random"]
+    assert (official["accuracy"], official["precision"], official["recall"]) == (75.0, 66.67, 100.0)
+    assert (official["f1"], official["yes_ratio"], metrics["f1"]) == (80.0, 75.0, 80.0)
+    # strict: yes, -, -, - -> tp 1, fp 0, fn 1 (+ 2 unparsed): acc 1/4, P 1, R 1/2, F1 2/3.
+    strict = metrics["strict"]["splits"]["random"]
+    assert (strict["accuracy"], strict["precision"], strict["recall"], strict["f1"]) == (25.0, 100.0, 50.0, 66.67)
+    assert metrics["strict"]["f1"] == 66.67 and strict["unparsed"] == 3
+    assert metrics["headline_rule"].startswith("official") and pope.BENCHMARK.headline_metric == "f1"
+
+
+def test_mmstar_hub_folder_with_parquet_and_tsv_loads_each_item_once(tmp_path, png):
+    question = "What is shown?\nOptions: A: a cat, B: a dog"
+    rows = [
+        {"index": i, "question": question, "answer": a, "category": "c", "l2_category": "l"}
+        for i, a in enumerate("ABA")
+    ]
+    parquet = pd.DataFrame([r | {"image": {"bytes": png(), "path": None}} for r in rows])
+    parquet.to_parquet(tmp_path / "mmstar.parquet")
+    tsv = pd.DataFrame([r | {"image": base64.b64encode(png()).decode()} for r in rows])
+    tsv.to_csv(tmp_path / "MMStar.tsv", sep="\t", index=False)
+    items = mmstar.load_items([tmp_path])
+    assert [(i.id, i.answer) for i in items] == [("0", "A"), ("1", "B"), ("2", "A")]
+    assert [i.id for i in mmstar.load_items([tmp_path], limit=2)] == ["0", "1"]
+    tsv.assign(answer=list("ABB")).to_csv(tmp_path / "MMStar.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"mmstar.parquet:index=2: answer 'A' differs from 'B'"):
+        mmstar.load_items([tmp_path])
+
+
+def test_mme_tsv_image_cells_that_name_another_rows_index_are_resolved(tmp_path, png):
+    image = base64.b64encode(png("blue", (20, 10))).decode()
+    rows = [
+        {"index": 1, "image": image, "question": "Blue?", "answer": "Yes", "category": "color"},
+        {"index": 2, "image": "1", "question": "Red?", "answer": "No", "category": "color"},
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "MME.tsv", sep="\t", index=False)
+    first, second = mme.load_items([tmp_path / "MME.tsv"])
+    assert second.load_image().getpixel((0, 0)) == (0, 0, 255) and second.load_image().size == (20, 10)
+    assert first.meta["image_key"] == second.meta["image_key"]  # one image: acc+ pairs its two questions
+    rows[1]["image"] = "99"
+    pd.DataFrame(rows).to_csv(tmp_path / "MME.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"MME.tsv:row 1: image cell '99' names no row's index"):
+        mme.load_items([tmp_path / "MME.tsv"])
