@@ -35,12 +35,25 @@ KNOWN_HARMLESS_WARNINGS: tuple[KnownWarning, ...] = (
         "Please use `torch.distributed.reduce_scatter_single` instead.",
         "called by DeepSpeed ZeRO-3, not by this project",
     ),
-    # TRL 1.16's `unwrap_model_for_generation` reads the old property name at every generation.
+    # TRL 1.16's `unwrap_model_for_generation` uses the old names at every rollout (the last two only when
+    # gradient checkpointing is on, as in the Janus-Pro recipes).
     KnownWarning(
         FutureWarning,
         "`is_gradient_checkpointing` is deprecated and will be removed in v6. Use `is_activation_checkpointing` "
         "instead.",
         "read by TRL 1.16 at every rollout, not by this project",
+    ),
+    KnownWarning(
+        FutureWarning,
+        "`gradient_checkpointing_disable` is deprecated and will be removed in v6. Use "
+        "`activation_checkpointing_disable` instead.",
+        "called by TRL 1.16 around every rollout",
+    ),
+    KnownWarning(
+        FutureWarning,
+        "`gradient_checkpointing_enable` is deprecated and will be removed in v6. Use "
+        "`activation_checkpointing_enable` instead.",
+        "called by TRL 1.16 around every rollout",
     ),
     # TRL 1.16's GRPOConfig still declares `gradient_checkpointing` (default True), so transformers 5.23 warns at every
     # config build even when no recipe sets it; the alias is resolved to `activation_checkpointing` correctly.
