@@ -104,7 +104,10 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
         logger.warning("--overwrite_output_dir: deleting the previous run's outputs in %s: %s", output_dir, entries)
         for name in entries:
             target = path / name
-            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
     _barrier()
 
 
