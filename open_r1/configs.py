@@ -40,6 +40,8 @@ class PairScriptArguments:
             Folder that relative image paths in the pair file are resolved against (default: the file's folder).
         max_train_pairs (`int`, *optional*):
             Keep only the first N pairs (smoke tests).
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Delete a previous run's outputs in `output_dir` before training (see `open_r1.run_dir`).
     """
 
     pair_data_path: str = field(metadata={"help": "PairUG-format JSONL file of (understanding, generation) pairs."})
@@ -48,6 +50,10 @@ class PairScriptArguments:
         metadata={"help": "Folder relative image paths are resolved against (default: the file's folder)."},
     )
     max_train_pairs: int | None = field(default=None, metadata={"help": "Keep only the first N pairs (smoke tests)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Delete a previous run's outputs in output_dir first (refuses if it holds other files)."},
+    )
 
 
 @dataclass

@@ -23,12 +23,13 @@ from transformers.integrations.deepspeed import (
     set_hf_deepspeed_config,
     unset_hf_deepspeed_config,
 )
-from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, TrlParser
 
 import janus
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
 from open_r1.dataset import load_pair_dataset
+from open_r1.logs import filter_known_warnings
+from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
 from open_r1.trainer import PairGRPOTrainer
 from open_r1.trainer.lora import build_lora_config
 from rewards import build_reward_funcs
@@ -107,24 +108,16 @@ def model_dtype(model_args: ModelConfig, training_args: PairGRPOConfig) -> torch
 
 
 def resume_checkpoint(training_args: PairGRPOConfig) -> str | None:
-    """`--resume_from_checkpoint <dir>`, or `true`/`last` for the newest checkpoint in output_dir."""
-    value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("false", "none", ""):
-        return None
-    if str(value).lower() in ("true", "last"):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-        if last is None:
-            logger.warning(
-                "resume_from_checkpoint=%s but %s has no checkpoint; starting fresh.", value, training_args.output_dir
-            )
-        return last
-    return value
+    """`--resume_from_checkpoint <dir>`, or `true`/`last` for the newest complete checkpoint in output_dir."""
+    return resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
 
 def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
     setup_logging(training_args)
     logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)
+    resume = resume_checkpoint(training_args)
+    prepare_output_dir(training_args.output_dir, resume is not None, script_args.overwrite_output_dir)
 
     dataset = load_pair_dataset(script_args.pair_data_path, image_root=script_args.image_root)
     if script_args.max_train_pairs is not None:
@@ -152,13 +145,15 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
         train_dataset=dataset,
         peft_config=build_lora_config(model_args),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    trainer.train(resume_from_checkpoint=resume)
 
     trainer.save_model(training_args.output_dir)  # all ranks: ZeRO-3 gathers the weights collectively
     logger.info("Saved the trained model to %s (loads with janus.load_pretrained)", training_args.output_dir)
 
 
 if __name__ == "__main__":
+    filter_known_warnings()
+    exit_with_launcher()
     prepare_cpu_distributed(sys.argv[1:])
     parser = TrlParser((PairScriptArguments, PairGRPOConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config()

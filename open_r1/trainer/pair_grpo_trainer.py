@@ -30,6 +30,8 @@ from trl.models.utils import prepare_deepspeed
 import janus
 from open_r1.advantages import group_advantages, pair_weights
 from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
+from open_r1.logs import warn_once
+from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.lora import (
     ADAPTER_FILE,
     adapter_state_dict,
@@ -40,7 +42,7 @@ from open_r1.trainer.lora import (
     lora_scaling,
     merge_lora_state_dict,
 )
-from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid
+from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid, use_progress_lines
 from open_r1.trainer.rollout import TASKS, frac_zero_std, nan_mean_std, pad_right, pair_rows, score_task
 
 logger = logging.getLogger(__name__)
@@ -141,6 +143,8 @@ class PairGRPOTrainer(GRPOTrainer):
         self.beta = beta
         self.ref_model = self._prepare_reference(ref_model)
         self.add_callback(MetricsFileCallback(args.output_dir))
+        self.add_callback(RunDirCallback())
+        use_progress_lines(self)
         self._last_image_log_step = -1
 
     def _prepare_reference(self, ref_model):
@@ -303,11 +307,15 @@ class PairGRPOTrainer(GRPOTrainer):
             metrics[f"{task}/reward_std"].append(std)
             metrics[f"{task}/frac_reward_zero_std"].append(zero_std)
             if zero_std == 1.0:
-                logger.warning(
+                warn_once(
+                    logger,
+                    ("constant_rewards", task),
                     "All %s reward groups are constant in this batch (frac_reward_zero_std=1): advantages are 0 and "
-                    "this task does not learn from it. Check the reward (%s) and the sampling temperature.",
+                    "this task does not learn from it. Check the reward (%s) and the sampling temperature. Warned "
+                    "once; %s/frac_reward_zero_std per step is in metrics.jsonl.",
                     task,
                     [f.name for f in self.task_reward_funcs[task]],
+                    task,
                 )
         metrics["pair_weight/mean"].append(global_weights.mean().item())
         lengths = self.accelerator.gather(completion_mask.sum(dim=1).float())

@@ -1,20 +1,28 @@
-"""What PairGRPO writes besides checkpoints: sample-image grids, `metrics.jsonl`, a reward-curve PNG, loud warnings.
+"""What PairGRPO writes besides checkpoints: sample-image grids, `metrics.jsonl`, a reward-curve PNG, loud warnings,
+and one compact console line per logging step.
 
-Grids go to `output_dir/samples/` always and to TensorBoard / W&B when they are in `report_to`.
+Grids go to `output_dir/samples/` always and to TensorBoard / W&B when they are in `report_to`. The full metrics go to
+`metrics.jsonl` and the trackers; the console gets `ProgressLineCallback`'s line instead of the HF Trainer's dict.
 """
 
 import json
 import logging
 import math
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from transformers import TrainerCallback
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
+
+from open_r1.logs import warn_once
 
 logger = logging.getLogger(__name__)
+# Its own logger so the progress line shows at the default (warning) level of the other project loggers.
+progress_logger = logging.getLogger("open_r1.progress")
 
 CAPTION_HEIGHT = 28
 MIN_CELL = 160  # tiny demo images (32 px) are upscaled so the grid and its captions stay readable
@@ -69,10 +77,13 @@ class MetricsFileCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         if logs.get("grad_norm") == 0.0:
-            logger.warning(
+            warn_once(
+                logger,
+                "zero_grad_norm",
                 "grad_norm is exactly 0 at step %d: nothing is learning (constant rewards, all-zero advantages, or "
-                "frozen/unreached parameters).",
+                "frozen/unreached parameters). Warned once; `grad_norm` per step is in %s.",
                 state.global_step,
+                self.path,
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
@@ -81,6 +92,61 @@ class MetricsFileCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self.path.exists():
             plot_reward_curves(self.path, self.path.parent / "reward_curves.png")
+
+
+def format_progress_line(logs: dict, step: int, max_steps: int, step_seconds: float | None, eta: float | None) -> str:
+    """`step 3/6 | reward understand 0.25 generate 0.49 | loss 1.2e-06 | grad_norm 0.34 | 1.6 s/step | ETA 0:00:05`.
+
+    Per-task reward means are the `<task>/reward_mean` keys the trainer logs; missing fields are left out.
+    """
+    if "train_runtime" in logs:  # the HF Trainer's summary at the end of `train()`
+        return f"done: {step} steps in {timedelta(seconds=round(logs['train_runtime']))}" + (
+            f", mean loss {_num(logs['train_loss'])}" if "train_loss" in logs else ""
+        )
+    parts = [f"step {step}/{max_steps}"]
+    rewards = [(k.removesuffix("/reward_mean"), v) for k, v in logs.items() if k.endswith("/reward_mean")]
+    if rewards:
+        parts.append("reward " + " ".join(f"{task} {_num(v)}" for task, v in rewards))
+    shown = ("loss", "grad_norm") if "loss" in logs else tuple(k for k in logs if k.startswith("eval_"))[:6]
+    parts += [f"{k} {_num(logs[k])}" for k in shown if k in logs]
+    if step_seconds is not None:
+        parts.append(f"{step_seconds:.3g} s/step")
+    if eta is not None:
+        parts.append(f"ETA {timedelta(seconds=round(eta))}")
+    return " | ".join(parts)
+
+
+def _num(value) -> str:
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class ProgressLineCallback(TrainerCallback):
+    """One `format_progress_line` per log, on the main process, in place of the HF Trainer's dict print / bar."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = self._last = time.monotonic()
+        self._start_step = self._last_step = state.global_step  # > 0 when resuming
+        if progress_logger.level == logging.NOTSET:
+            progress_logger.setLevel(logging.INFO)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        now, step = time.monotonic(), state.global_step
+        step_seconds = (now - self._last) / (step - self._last_step) if step > self._last_step else None
+        done = step - self._start_step
+        eta = (now - self._start) / done * (state.max_steps - step) if done > 0 else None
+        self._last, self._last_step = now, step
+        progress_logger.info(format_progress_line(logs, step, state.max_steps, step_seconds, eta))
+
+
+def use_progress_lines(trainer) -> None:
+    """Replace the HF Trainer's console printer (tqdm bar + dict, or the dict alone) by `ProgressLineCallback`."""
+    for default in (ProgressCallback, PrinterCallback):  # NotebookProgressCallback subclasses neither; left alone
+        trainer.remove_callback(default)
+    trainer.add_callback(ProgressLineCallback())
 
 
 def _jsonable(logs: dict) -> dict:

@@ -41,5 +41,6 @@ def test_resume_checkpoint_resolves_last(tmp_path):
     assert resume_checkpoint(args("true")) is None  # nothing saved yet: start fresh (with a warning)
     for step in (3, 12):
         (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "checkpoint_complete.json").write_text("{}")
     assert resume_checkpoint(args("last")) == str(tmp_path / "checkpoint-12")
-    assert resume_checkpoint(args("/some/dir")) == "/some/dir"
+    assert resume_checkpoint(args(str(tmp_path / "checkpoint-3"))) == str(tmp_path / "checkpoint-3")

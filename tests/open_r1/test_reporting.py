@@ -1,13 +1,23 @@
-"""Sample grids, metrics file, reward plot and the loud warnings of open_r1.trainer.reporting."""
+"""Sample grids, metrics file, reward plot, loud warnings and the console progress line of open_r1.trainer.reporting."""
 
 import json
 import logging
 from types import SimpleNamespace
 
 import pytest
+import torch
 from PIL import Image
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerState, TrainingArguments
 
-from open_r1.trainer.reporting import MetricsFileCallback, image_grid, log_sample_grid, plot_reward_curves
+from open_r1.trainer.reporting import (
+    MetricsFileCallback,
+    ProgressLineCallback,
+    format_progress_line,
+    image_grid,
+    log_sample_grid,
+    plot_reward_curves,
+    use_progress_lines,
+)
 
 
 def test_image_grid_upscales_tiny_images_and_tiles_them():
@@ -35,10 +45,69 @@ def test_metrics_file_plot_and_zero_grad_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         callback.on_log(None, state, None, logs={"grad_norm": 0.0, "generate/reward_mean": 0.5})
     assert "grad_norm is exactly 0" in caplog.text
+    caplog.clear()
+    callback.on_log(None, state, None, logs={"grad_norm": 0.0})
+    assert "grad_norm is exactly 0" not in caplog.text  # once per run, not every step
     state.global_step = 2
     callback.on_log(None, state, None, logs={"grad_norm": 1.0, "generate/reward_mean": float("nan")})
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert records[1] == {"step": 2, "grad_norm": 1.0, "generate/reward_mean": None}  # NaN -> null, valid JSON
+    assert records[2] == {"step": 2, "grad_norm": 1.0, "generate/reward_mean": None}  # NaN -> null, valid JSON
     callback.on_train_end(None, state, None)
     assert (tmp_path / "reward_curves.png").is_file()
     assert plot_reward_curves(tmp_path / "metrics.jsonl", tmp_path / "x.png") == tmp_path / "x.png"
+
+
+# A real TRL-1.16 PairGRPO log record (demo, step 3), trimmed of the timing keys: what the line must summarise.
+STEP_LOGS = {
+    "loss": -2.3581087589263916e-06,
+    "grad_norm": 0.45724127680079263,
+    "learning_rate": 0.001,
+    "rewards/demo_color/mean": 0.49247902631759644,
+    "understand/reward_mean": 0.0,
+    "understand/frac_reward_zero_std": 1.0,
+    "generate/reward_mean": 0.49247902631759644,
+    "pair_weight/mean": 1.0,
+    "step_time": 1.8370935710000253,
+    "epoch": 0.125,
+}
+
+
+def test_progress_line_format():
+    line = format_progress_line(STEP_LOGS, 3, 6, 1.84, 125.4)
+    assert line == (
+        "step 3/6 | reward understand 0 generate 0.4925 | loss -2.358e-06 | grad_norm 0.4572 | 1.84 s/step | "
+        "ETA 0:02:05"
+    )
+    assert format_progress_line({"loss": 0.5}, 1, 6, None, None) == "step 1/6 | loss 0.5"
+    summary = {"train_runtime": 10.72, "train_loss": -3.075e-06, "train_steps_per_second": 0.56, "epoch": 0.25}
+    assert format_progress_line(summary, 6, 6, None, None) == "done: 6 steps in 0:00:11, mean loss -3.075e-06"
+    assert format_progress_line({"eval_loss": 0.25, "epoch": 1.0}, 4, 6, None, None) == "step 4/6 | eval_loss 0.25"
+
+
+def test_progress_line_callback_main_process_only_with_step_time_and_eta(caplog, monkeypatch):
+    clock = iter([100.0, 104.0, 110.0])  # train begin, step 2 logged, step 4 logged
+    monkeypatch.setattr("open_r1.trainer.reporting.time.monotonic", lambda: next(clock))
+    callback, state = ProgressLineCallback(), TrainerState(max_steps=10, global_step=0, is_world_process_zero=True)
+    with caplog.at_level(logging.INFO, logger="open_r1.progress"):
+        callback.on_train_begin(None, state, None)
+        state.global_step = 2
+        callback.on_log(None, state, None, logs={"loss": 0.5})
+        state.global_step, state.is_world_process_zero = 4, False
+        callback.on_log(None, state, None, logs={"loss": 0.4})  # a replica: silent, clock untouched
+        state.is_world_process_zero = True
+        callback.on_log(None, state, None, logs={"loss": 0.4})
+    assert caplog.messages == [
+        "step 2/10 | loss 0.5 | 2 s/step | ETA 0:00:16",
+        "step 4/10 | loss 0.4 | 3 s/step | ETA 0:00:15",  # ETA from the mean since start: 10 s / 4 steps * 6
+    ]
+
+
+@pytest.mark.parametrize("disable_tqdm", [False, True])
+def test_use_progress_lines_replaces_the_default_printers(tmp_path, disable_tqdm):
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, disable_tqdm=disable_tqdm)
+    trainer = Trainer(model=torch.nn.Linear(2, 1), args=args)
+    default = PrinterCallback if disable_tqdm else ProgressCallback
+    assert any(isinstance(cb, default) for cb in trainer.callback_handler.callbacks)
+    use_progress_lines(trainer)
+    kinds = [type(cb) for cb in trainer.callback_handler.callbacks]
+    assert ProgressLineCallback in kinds and ProgressCallback not in kinds and PrinterCallback not in kinds
