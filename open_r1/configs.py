@@ -40,6 +40,11 @@ class PairScriptArguments:
             Folder that relative image paths in the pair file are resolved against (default: the file's folder).
         max_train_pairs (`int`, *optional*):
             Keep only the first N pairs (smoke tests).
+        skip_invalid (`bool`, *optional*, defaults to `False`):
+            Drop invalid pair lines (schema errors, missing or undecodable images) with a warning that counts them,
+            instead of failing before the first step with the full list.
+        pair_types (`list[str]`, *optional*):
+            Train only on these pair types (`aligned`, `retrieved`, `random`): the PairUni §4 pairing ablation.
     """
 
     pair_data_path: str = field(metadata={"help": "PairUG-format JSONL file of (understanding, generation) pairs."})
@@ -48,6 +53,14 @@ class PairScriptArguments:
         metadata={"help": "Folder relative image paths are resolved against (default: the file's folder)."},
     )
     max_train_pairs: int | None = field(default=None, metadata={"help": "Keep only the first N pairs (smoke tests)."})
+    skip_invalid: bool = field(
+        default=False,
+        metadata={"help": "Drop invalid pair lines (counted, with a warning) instead of failing with the full list."},
+    )
+    pair_types: list[str] | None = field(
+        default=None,
+        metadata={"help": "Train only on these pair types (aligned, retrieved, random): the pairing ablation."},
+    )
 
 
 @dataclass

@@ -126,7 +126,9 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     setup_logging(training_args)
     logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)
 
-    dataset = load_pair_dataset(script_args.pair_data_path, image_root=script_args.image_root)
+    dataset = load_pair_dataset(
+        script_args.pair_data_path, script_args.image_root, script_args.skip_invalid, script_args.pair_types
+    )
     if script_args.max_train_pairs is not None:
         dataset = dataset.select(range(min(script_args.max_train_pairs, len(dataset))))
     logger.info("Training on %d pairs from %s", len(dataset), script_args.pair_data_path)
