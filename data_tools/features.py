@@ -84,9 +84,11 @@ def compute_features(paths: list[str], config: EncoderConfig, device: str = "cpu
         _ImageFiles(paths, config.image_size), batch_size=config.batch_size, num_workers=config.num_workers
     )
     chunks = []
-    for batch in tqdm(loader, desc="features", unit="batch", disable=len(loader) < 2):
-        feats = model(batch.to(device))  # [B, 2048]
-        chunks.append(torch.nn.functional.normalize(feats, dim=1).cpu().numpy())
+    with tqdm(total=len(paths), desc="features", unit="image") as bar:
+        for batch in loader:
+            feats = model(batch.to(device))  # [B, 2048]
+            chunks.append(torch.nn.functional.normalize(feats, dim=1).cpu().numpy())
+            bar.update(len(batch))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 2048), np.float32)
 
 

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from janus.image_io import ImageDecodeError, open_rgb
 from rewards.reward_understand import parse_options
 
 # "random" marks the pairing ablation's random pairs (PairUni §4, `data_tools.random_pairs`).
@@ -184,6 +183,9 @@ def pair_image_errors(pairs: Sequence[tuple[str, Pair]], image_root: Path) -> di
 
 def undecodable_images(paths: Iterable[str]) -> dict[str, str]:
     """`{path: problem}` for the images that cannot be opened and fully decoded (each distinct path checked once)."""
+    # Imported here: the `janus` package pulls in transformers, which parsing and `--no-images` checks do not need.
+    from janus.image_io import ImageDecodeError, open_rgb
+
     unique = list(dict.fromkeys(str(p) for p in paths))
 
     def problem(path: str) -> str | None:
