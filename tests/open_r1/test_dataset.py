@@ -117,3 +117,17 @@ def test_pair_types_filter_for_the_pairing_ablation(tmp_path, images):
     assert sorted(both["pair_type"]) == ["aligned", "retrieved"]
     with pytest.raises(ValueError, match="pair_types.*'paired'"):
         load_pair_dataset(path, image_root=images, pair_types=["paired"])
+
+
+def test_training_flags_parse_into_the_loader_arguments(tmp_path, big_images):
+    from trl import TrlParser
+
+    from open_r1.configs import PairScriptArguments
+
+    bad = _corrupt_images(big_images)
+    path = _write(tmp_path, [_retrieved(), _retrieved(pair_type="random"), _retrieved(und_image=bad[0])])
+    argv = ["--pair_data_path", str(path), "--image_root", str(big_images), "--skip_invalid", "--pair_types", "random"]
+    (args,) = TrlParser((PairScriptArguments,)).parse_args_and_config(argv)
+    assert (args.skip_invalid, args.pair_types) == (True, ["random"])
+    ds = load_pair_dataset(args.pair_data_path, args.image_root, args.skip_invalid, args.pair_types)
+    assert ds["pair_type"] == ["random"]
