@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -158,6 +159,7 @@ class OpenAIBackend:
     """`chat.completions.parse` with a pydantic `response_format`; the client's own retries are off (ours apply)."""
 
     def __init__(self, model: str = "o3", base_url: str | None = None, api_key: str | None = None, timeout=120.0):
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
         if not api_key:
             raise ValueError("no API key; fix: set OPENAI_API_KEY or pass --api-key (or --dry-run to estimate cost)")
         self.model = model

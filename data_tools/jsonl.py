@@ -57,7 +57,7 @@ def iter_jsonl(path: str | Path, on_error: Callable[[SchemaError], None] | None 
 
 def _decode_line(raw: bytes, where: str) -> str:
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not part of the JSON
     except UnicodeDecodeError as err:
         raise SchemaError(
             where,

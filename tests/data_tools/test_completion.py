@@ -135,7 +135,7 @@ def test_permanent_failures_drop_that_sample_only_and_rerun_pays_no_finished_cal
         assert server.requests == 3 * 2 and all(r is not None for r in rerun)
 
 
-def test_rejected_key_stops_the_run(tmp_path):
+def test_rejected_key_stops_the_run(tmp_path, monkeypatch):
     import openai
 
     with FakeOpenAI(api_key="right") as server:
@@ -145,5 +145,6 @@ def test_rejected_key_stops_the_run(tmp_path):
         with pytest.raises(openai.AuthenticationError):
             Completer(backend, tmp_path / "cache", retry=FAST_RETRY).complete_all(_samples(tmp_path, 2))
         OpenAIBackend("o3", base_url=server.base_url, api_key="right").check_credentials()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ValueError, match="no API key; fix: set OPENAI_API_KEY"):
         OpenAIBackend("o3", base_url="http://127.0.0.1:9/v1", api_key=None)
