@@ -89,3 +89,14 @@ def test_build_pairs_skip_invalid_drops_corrupt_images_and_malformed_lines(folde
     build_main(args + ["--skip-invalid"])  # the features stage runs on the 2 + 2 good images
     (features,) = (tmp_path / "work" / "features").glob("*/features.npy")
     assert np.load(features).shape == (4, 2048)
+
+
+def test_fast_check_still_catches_a_truncated_jpeg(tmp_path):
+    from data_tools.schema import undecodable_images
+
+    pixels = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: int(len(data) * 0.9)])  # reduced-scale decode still reads every byte
+    bad = undecodable_images([str(tmp_path / "whole.jpg"), str(tmp_path / "cut.jpg")] * 2)
+    assert list(bad) == [str(tmp_path / "cut.jpg")] and "truncated" in bad[str(tmp_path / "cut.jpg")]
