@@ -5,8 +5,11 @@
 
 Each stage caches its output in --work-dir and can run alone (`--stage features|cluster|complete|retrieve|
 assemble`); a rerun skips stages whose inputs did not change, and completion calls are cached per call,
-so an interrupted build resumes without repeating a finished API call. Inputs are validated up front
-(file:line: field messages; `--skip-invalid` drops bad lines and counts them).
+so an interrupted build resumes without repeating a finished API call. Inputs are validated up front, images
+decoded (file:line: field messages; `--skip-invalid` drops bad lines and counts them), and the API key is checked
+before any stage runs. A medoid the LLM keeps refusing or answering malformed is dropped and listed with its reason
+in the summary. Each stage shows a progress bar (the completion bar with calls, cache hits, retries, drops, tokens
+and cost at `--price`); HTTP request lines only with `--verbose`.
 
 Choices the paper leaves open: K defaults to 5000 (the paper reports 4,971 aligned pairs from ~107k
 samples, about one per cluster); every medoid is withheld from retrieval, whether or not its completion
