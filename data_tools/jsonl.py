@@ -1,7 +1,8 @@
 """JSONL reading with line numbers, atomic writes, and the builder's input loaders.
 
-Input loaders collect every bad line as `file:line: field: problem; fix` before anything expensive runs:
-they raise at the end unless `skip_invalid=True`, in which case they log the problems and count the skips.
+Input loaders collect every bad line as `file:line: field: problem; fix` before anything expensive runs (bytes
+that are not UTF-8, malformed JSON, schema errors, duplicate ids, images that are missing or do not decode): they
+raise at the end unless `skip_invalid=True`, in which case they log the problems and count the skips.
 Loaders for local copies of Orsta-Data-47k and BLIP3o-60k live in `data_tools.sources`.
 (Named `jsonl`, not `io`: `python data_tools/build_pairs.py` puts this folder on sys.path.)
 """

@@ -1,8 +1,8 @@
 """The one PairUG pair schema (PairUni §1): input samples, annotations, pairs, and their validation.
 
 Every reader of pair or input JSONL (builder, `data_tools.validate`, `open_r1.dataset`) parses through
-here, so an error always reads `file:line: field: problem; fix: ...`. Path existence is not checked
-here (that needs an image root); see `check_images`.
+here, so an error always reads `file:line: field: problem; fix: ...`. Image files are checked separately, as
+that needs an image root: `check_images` (exist) and `pair_image_errors` / `undecodable_images` (decode).
 """
 
 from __future__ import annotations
