@@ -58,34 +58,36 @@ def assemble_pairs(
 
 
 def summarize(pairs: Sequence[Pair]) -> dict:
-    """Counts by pair type and tag, and similarity statistics of the retrieved pairs."""
-    sims = np.array([p.similarity for p in pairs if p.pair_type == "retrieved"], dtype=np.float64)
-    return {
+    """Counts by pair type and tag, and similarity statistics of the retrieved (and any random) pairs."""
+    summary = {
         "pairs": len(pairs),
         "by_type": dict(Counter(p.pair_type for p in pairs)),
         "by_und_tag": dict(Counter(p.understand_ann.tag for p in pairs)),
         "by_gen_tag": dict(Counter(p.generate_ann.tag for p in pairs)),
-        "retrieved_similarity": {
+    }
+    for pair_type in ["retrieved"] + (["random"] if "random" in summary["by_type"] else []):
+        sims = np.array([p.similarity for p in pairs if p.pair_type == pair_type], dtype=np.float64)
+        summary[f"{pair_type}_similarity"] = {
             "min": float(sims.min()) if len(sims) else None,
             "mean": float(sims.mean()) if len(sims) else None,
             "max": float(sims.max()) if len(sims) else None,
-        },
-    }
+        }
+    return summary
 
 
 def plot_similarity_histogram(pairs: Sequence[Pair], path: str | Path) -> None:
-    """PNG histogram of the retrieved pairs' similarities (matplotlib Agg, no display needed)."""
+    """PNG histogram of the retrieved (or random) pairs' similarities (matplotlib Agg, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sims = [p.similarity for p in pairs if p.pair_type == "retrieved"]
+    sims = [p.similarity for p in pairs if p.pair_type != "aligned"]  # aligned pairs are 1.0 by construction
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.hist(sims, bins=40, range=(0.0, 1.0), color="#4c72b0")
     ax.set_xlabel("image cosine similarity")
-    ax.set_ylabel("retrieved pairs")
-    ax.set_title(f"{len(sims)} retrieved pairs")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"{len(sims)} retrieved / random pairs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -5,8 +5,11 @@
 
 Each stage caches its output in --work-dir and can run alone (`--stage features|cluster|complete|retrieve|
 assemble`); a rerun skips stages whose inputs did not change, and completion calls are cached per call,
-so an interrupted build resumes without repeating a finished API call. Inputs are validated up front
-(file:line: field messages; `--skip-invalid` drops bad lines and counts them).
+so an interrupted build resumes without repeating a finished API call. Inputs are validated up front, images
+decoded (file:line: field messages; `--skip-invalid` drops bad lines and counts them), and the API key is checked
+before any stage runs. A medoid the LLM keeps refusing or answering malformed is dropped and listed with its reason
+in the summary. Each stage shows a progress bar (the completion bar with calls, cache hits, retries, drops, tokens
+and cost at `--price`); HTTP request lines only with `--verbose`.
 
 Choices the paper leaves open: K defaults to 5000 (the paper reports 4,971 aligned pairs from ~107k
 samples, about one per cluster); every medoid is withheld from retrieval, whether or not its completion
@@ -20,14 +23,29 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data_tools.assemble import assemble_pairs, write_outputs
 from data_tools.clustering import cluster_medoids
-from data_tools.completion import Completer, Completion, OpenAIBackend, RetryPolicy, estimate_cost
+from data_tools.completion import (
+    ChatBackend,
+    Completer,
+    Completion,
+    OpenAIBackend,
+    RetryPolicy,
+    UsageTally,
+    cost_usd,
+    estimate_cost,
+    model_price,
+)
 from data_tools.features import EncoderConfig, cache_key, cached_features, load_precomputed
 from data_tools.jsonl import atomic_write_json, load_generation, load_understanding
 from data_tools.retrieval import Match, retrieve_pairs
@@ -35,6 +53,8 @@ from data_tools.schema import GenerationSample, UnderstandingSample
 
 logger = logging.getLogger("data_tools.build_pairs")
 STAGES = ("features", "cluster", "complete", "retrieve", "assemble")
+# Loggers that write one INFO line per API request (the openai client's HTTP layer is httpx or, in openai 3, httpx2).
+HTTP_LOGGERS = ("httpx", "httpx2", "openai")
 
 
 def _digest(*parts: object) -> str:
@@ -66,9 +86,8 @@ class Build:
         self.gen, gen_report = load_generation(args.generation, args.gen_image_root, args.skip_invalid)
         self.skipped = {"understanding": len(und_report.errors), "generation": len(gen_report.errors)}
         self.samples: list[UnderstandingSample | GenerationSample] = [*self.und, *self.gen]  # rows: U then G
+        # Ids are unique within each file (the loaders name any duplicate); the prefixes keep the two files apart.
         self.ids = [f"u:{s.sample_id}" for s in self.und] + [f"g:{s.sample_id}" for s in self.gen]
-        if len(set(self.ids)) != len(self.ids):
-            raise ValueError("input ids: duplicate `id` values within one input file; fix: make ids unique")
         logger.info("inputs: %d understanding, %d generation samples", len(self.und), len(self.gen))
 
     # -- stage 1 -------------------------------------------------------------------------------------------
@@ -110,16 +129,8 @@ class Build:
     # -- stage 3 -------------------------------------------------------------------------------------------
     def completer(self) -> Completer:
         a = self.args
-        if a.backend == "demo":
-            from data_tools.demo_backend import DemoCompletionBackend
-
-            if not a.demo_scenes:
-                raise ValueError("--backend demo needs --demo-scenes PATH (written by make_demo_data.py)")
-            backend = DemoCompletionBackend(a.demo_scenes)
-        else:
-            backend = OpenAIBackend(a.model, a.base_url, a.api_key, timeout=a.timeout)
         retry = RetryPolicy(max_retries=a.max_retries, base_delay=a.retry_base_delay)
-        return Completer(backend, self.work_dir / "llm_cache", a.max_in_flight, a.max_regenerations, retry)
+        return Completer(chat_backend(a), self.work_dir / "llm_cache", a.max_in_flight, a.max_regenerations, retry)
 
     def complete_key(self) -> str:
         a = self.args
@@ -129,11 +140,18 @@ class Build:
         medoid_samples = [self.samples[i] for i in _require(self._medoids(), "cluster")["medoids"]]
         if self.args.dry_run:
             estimate = estimate_cost(medoid_samples, self.args.max_regenerations)
+            price = model_price(self.args.model, self.args.price)
+            estimate["cost_usd_estimate_min"] = cost_usd(
+                {"prompt_tokens": estimate["prompt_tokens_estimate"],
+                 "completion_tokens": estimate["completion_tokens_estimate"]}, price
+            )  # fmt: skip
             logger.info("dry run, no API calls: %s", json.dumps(estimate))
             return []
         completer = completer or self.completer()
-        results = completer.complete_all(medoid_samples)
-        usage = completer.usage.to_dict()
+        price = model_price(completer.backend.model, self.args.price)
+        with completion_progress(len(medoid_samples), completer.usage, price) as progress:
+            results = completer.complete_all(medoid_samples, progress)
+        usage = {**completer.usage.to_dict(), "cost_usd_estimate": cost_usd(completer.usage.to_dict(), price)}
         logger.info("completion usage: %s", json.dumps(usage))
         records = [asdict(r) if r is not None else None for r in results]
         atomic_write_json(
@@ -161,7 +179,10 @@ class Build:
             return [Match(*m) for m in cached["matches"]]
         und_rows, gen_rows = self.rest()
         feats = self.features()
-        matches = retrieve_pairs(feats[gen_rows], feats[und_rows], self.args.threshold, self.args.top_n)
+        with tqdm(total=len(gen_rows), desc="retrieval", unit="sample") as bar:
+            matches = retrieve_pairs(
+                feats[gen_rows], feats[und_rows], self.args.threshold, self.args.top_n, progress=bar.update
+            )
         atomic_write_json(
             self.work_dir / "matches.json", {"key": key, "matches": [list(asdict(m).values()) for m in matches]}
         )
@@ -199,10 +220,45 @@ class Build:
         }  # fmt: skip
 
 
+def chat_backend(args: argparse.Namespace) -> ChatBackend:
+    """The completion backend the arguments ask for (raises `ValueError` naming the missing flag)."""
+    if args.backend == "demo":
+        from data_tools.demo_backend import DemoCompletionBackend
+
+        if not args.demo_scenes:
+            raise ValueError("--backend demo needs --demo-scenes PATH (written by make_demo_data.py)")
+        return DemoCompletionBackend(args.demo_scenes)
+    return OpenAIBackend(args.model, args.base_url, args.api_key, timeout=args.timeout)
+
+
+@contextmanager
+def completion_progress(total: int, usage: UsageTally, price: tuple[float, float] | None) -> Iterator:
+    """A tqdm bar over completed samples whose postfix shows calls, cache hits, retries, drops, tokens and cost."""
+    lock = threading.Lock()  # samples finish on worker threads
+    with tqdm(total=total, desc="completion", unit="sample") as bar:
+
+        def advance(n: int) -> None:
+            with lock:
+                u = usage.to_dict()
+                cost = cost_usd(u, price)
+                bar.set_postfix_str(
+                    f"calls={u['api_calls']} hits={u['cache_hits']} retries={u['retries']} dropped={u['dropped']} "
+                    f"tokens={u['prompt_tokens'] + u['completion_tokens']} "
+                    f"cost={'n/a' if cost is None else f'${cost:.2f}'}",
+                    refresh=False,
+                )
+                bar.update(n)
+
+        yield advance
+
+
 def run(args: argparse.Namespace, completer: Completer | None = None) -> dict | None:
     """Run `args.stage` (or all stages in order); returns the summary when the assemble stage ran."""
-    build = Build(args)
     stages = STAGES if args.stage == "all" else (args.stage,)
+    if "complete" in stages and completer is None and not args.dry_run and args.backend == "openai":
+        # A missing or rejected key must fail in seconds, not after hours of features and clustering (issue 10).
+        chat_backend(args).check_credentials()
+    build = Build(args)
     summary = None
     for stage in stages:
         logger.info("stage %s", stage)
@@ -269,21 +325,56 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--retry-base-delay", type=float, default=1.0, help="first backoff delay in seconds (doubles)")
     cl.add_argument("--max-regenerations", type=int, default=2, help="redraws after a rejected verification")
     cl.add_argument("--dry-run", action="store_true", help="print the number of calls and a token estimate, then stop")
+    cl.add_argument(
+        "--price",
+        help="cost estimate: IN,OUT USD per 1M prompt/completion tokens, or a JSON file {model: [IN, OUT]} "
+        "(default: data_tools.completion.PRICES_PER_MTOK, OpenAI list prices)",
+    )
+    p.add_argument("--verbose", action="store_true", help="also log every HTTP request (httpx / openai INFO lines)")
     rt = p.add_argument_group("retrieved pairs")
     rt.add_argument("--threshold", type=float, default=0.6, help="minimum image cosine similarity (paper: 0.6)")
     rt.add_argument("--top-n", type=int, default=1, help="understanding partners per generation sample")
     return p
 
 
+def print_summary(args: argparse.Namespace, summary: dict | None) -> None:
+    """The CLI's last words: what was written where (the full record is `<output stem>.summary.json`)."""
+    if summary is None:
+        print(f"stage {args.stage}{' (dry run)' if args.dry_run else ''} done; stage outputs in {args.work_dir}")
+        return
+    output = Path(args.output) if args.output else Path(args.work_dir) / "pairs.jsonl"
+    types = ", ".join(f"{n} {t}" for t, n in sorted(summary["by_type"].items())) or "none"
+    print(f"wrote {summary['pairs']} pairs ({types}) to {output}")
+    print(f"  summary {output.with_suffix('.summary.json')}, histogram {output.with_suffix('.similarity.png')}")
+    u = summary["completion_usage"]
+    cost = u.get("cost_usd_estimate")
+    print(
+        f"  completion: {u['api_calls']} API calls, {u['cache_hits']} cache hits, {u['retries']} retries, "
+        f"{u['dropped']} dropped, {u['prompt_tokens'] + u['completion_tokens']} tokens"
+        + ("" if cost is None else f", about ${cost:.2f}")
+    )
+    for drop in u.get("dropped_samples", []):
+        print(f"    dropped {drop['id']}: {drop['reason']}")
+    skipped = summary["skipped_invalid_inputs"]
+    if any(skipped.values()):
+        print(f"  skipped invalid input lines: {skipped['understanding']} understanding, {skipped['generation']} gen")
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One INFO line per API request drowns the progress bars of a thousands-call build (issue 16).
+    for name in HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if args.verbose else logging.WARNING)
     if not (args.features or args.random_init or args.encoder_weights) and args.stage in ("all", "features"):
         raise SystemExit("error: pass --encoder-weights PATH, --features FILE.npy, or --random-init")
     try:
-        return run(args)
+        with logging_redirect_tqdm():  # log lines print above the bars instead of breaking them
+            summary = run(args)
     except ValueError as err:  # bad input or a missing stage: the message says where and how to fix it
         raise SystemExit(f"error: {err}") from err
+    print_summary(args, summary)
+    return summary
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -127,6 +128,20 @@ RETRYABLE = (
 )
 
 
+# Failures of one sample's request that persisted through the retries: the server keeps refusing it, answering it
+# with output that does not fit the schema or with a body that is not JSON, or rejects the request itself (400/422,
+# e.g. an image it cannot read). That sample is dropped and counted. Anything else (a rejected key, a server still
+# down after the retries, a bug) stops the build; the cache makes the rerun resume where it stopped.
+SAMPLE_ERRORS = (
+    MalformedResponse,
+    pydantic.ValidationError,
+    json.JSONDecodeError,
+    openai.APIResponseValidationError,
+    openai.BadRequestError,
+    openai.UnprocessableEntityError,
+)
+
+
 def is_retryable(err: BaseException) -> bool:
     """429, 5xx, timeouts, dropped connections and malformed structured output are worth retrying."""
     if isinstance(err, openai.APIStatusError):
@@ -144,8 +159,26 @@ class OpenAIBackend:
     """`chat.completions.parse` with a pydantic `response_format`; the client's own retries are off (ours apply)."""
 
     def __init__(self, model: str = "o3", base_url: str | None = None, api_key: str | None = None, timeout=120.0):
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            raise ValueError("no API key; fix: set OPENAI_API_KEY or pass --api-key (or --dry-run to estimate cost)")
         self.model = model
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+
+    def check_credentials(self) -> None:
+        """One free request (`GET /models`) before any expensive stage: a rejected key or an unreachable server
+        fails here with one line. A server without `/models` is not an error (the first real call decides)."""
+        try:
+            self.client.models.list()
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise ValueError(
+                f"API key rejected by {self.client.base_url} (HTTP {err.status_code}); "
+                "fix: pass a valid --api-key or set OPENAI_API_KEY"
+            ) from err
+        except openai.APIConnectionError as err:
+            raise ValueError(f"cannot reach {self.client.base_url} ({err}); fix: check --base-url") from err
+        except openai.APIStatusError as err:
+            logger.warning("credentials not checked: GET /models answered HTTP %d", err.status_code)
 
     def __call__(self, request: ChatRequest) -> Reply:
         content = [
@@ -198,6 +231,7 @@ class UsageTally:
     rejected: int = 0
     dropped: int = 0
     completed: int = 0
+    dropped_samples: list[dict[str, str]] = field(default_factory=list)  # {"id", "reason"} per dropped sample
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
@@ -205,9 +239,20 @@ class UsageTally:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def to_dict(self) -> dict[str, int]:
+    def drop(self, sample_id: str, reason: str) -> None:
+        """Count a sample that yields no completion, with the reason the summary reports."""
+        logger.warning("completion: dropped sample %s: %s", sample_id, reason)
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            self.dropped += 1
+            self.dropped_samples.append({"id": sample_id, "reason": reason})
+
+    def to_dict(self) -> dict:
+        with self._lock:
+            return {
+                f.name: list(getattr(self, f.name)) if f.name == "dropped_samples" else getattr(self, f.name)
+                for f in fields(self)
+                if not f.name.startswith("_")
+            }
 
 
 @dataclass(frozen=True)
@@ -288,8 +333,9 @@ class Completer:
             if caption and verdict.accepted:
                 return Completion(sample.sample_id, "understanding", sample.image_path, caption, sample.question,
                                   sample.answer, sample.tag, attempt + 1)  # fmt: skip
-            note = RETRY_NOTE.format(reason=verdict.reason if caption else "the caption was empty.")
-        self.usage.add(dropped=1)
+            reason = verdict.reason if caption else "the caption was empty."
+            note = RETRY_NOTE.format(reason=reason)
+        self.usage.drop(sample.sample_id, f"rejected {self.max_regenerations + 1} time(s); last: {reason}")
         return None
 
     def complete_generation(self, sample: GenerationSample) -> Completion | None:
@@ -308,7 +354,7 @@ class Completer:
                                       mcq.answer, sample.tag, attempt + 1)  # fmt: skip
                 problem = verdict.reason
             note = RETRY_NOTE.format(reason=problem)
-        self.usage.add(dropped=1)
+        self.usage.drop(sample.sample_id, f"rejected {self.max_regenerations + 1} time(s); last: {problem}")
         return None
 
     def _verify(self, task: str, template: str, context: dict, sample) -> Verdict:
@@ -320,14 +366,21 @@ class Completer:
     def complete_all(
         self, samples: Sequence[UnderstandingSample | GenerationSample], progress: Callable[[int], None] | None = None
     ) -> list[Completion | None]:
-        """Complete every sample, `max_in_flight` at a time; output order = input order. On an error the
-        pending samples are cancelled (running ones finish and are cached) and the error propagates."""
+        """Complete every sample, `max_in_flight` at a time; output order = input order.
+
+        A sample whose calls fail with one of `SAMPLE_ERRORS` after the retries is dropped and counted with its
+        reason; the others go on. Any other error cancels the pending samples (running ones finish and are cached)
+        and propagates; a rerun repeats only the calls that never finished."""
 
         def one(sample):
-            if isinstance(sample, UnderstandingSample):
-                result = self.complete_understanding(sample)
-            else:
-                result = self.complete_generation(sample)
+            try:
+                if isinstance(sample, UnderstandingSample):
+                    result = self.complete_understanding(sample)
+                else:
+                    result = self.complete_generation(sample)
+            except SAMPLE_ERRORS as err:
+                self.usage.drop(sample.sample_id, f"{type(err).__name__}: {str(err).splitlines()[0]}")
+                result = None
             if progress is not None:
                 progress(1)
             return result
@@ -352,6 +405,43 @@ def _mcq_problem(mcq: MultipleChoice) -> str | None:
     if len(set(options)) != len(options):
         return "two options were the same; the four options must be distinct."
     return None
+
+
+# USD per million (prompt, completion) tokens: OpenAI list prices, standard tier, as of 2025-11. Reasoning tokens
+# (o3, o4-mini, gpt-5) are billed as completion tokens and are included in `completion_tokens`. Prices change and
+# proxies bill differently: override with `--price IN,OUT` or `--price prices.json` ({"model": [IN, OUT]}).
+PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "o3": (2.00, 8.00),
+    "o4-mini": (1.10, 4.40),
+    "gpt-5": (1.25, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+}
+
+
+def model_price(model: str, override: str | None = None) -> tuple[float, float] | None:
+    """(prompt, completion) USD per million tokens for `model`; `override` is "IN,OUT" or a JSON table file.
+    None when the model has no known price (the cost is then not estimated)."""
+    table = dict(PRICES_PER_MTOK)
+    if override and Path(override).is_file():
+        loaded = json.loads(Path(override).read_text(encoding="utf-8"))
+        table.update({name: (float(p[0]), float(p[1])) for name, p in loaded.items()})
+    elif override:
+        try:
+            prompt, completion = (float(x) for x in override.split(","))
+        except ValueError as err:
+            raise ValueError(f"--price {override!r}: expected IN,OUT (USD per 1M tokens) or a JSON file") from err
+        return prompt, completion
+    return table.get(model)
+
+
+def cost_usd(usage: dict, price: tuple[float, float] | None) -> float | None:
+    """Estimated spend of a usage tally (`UsageTally.to_dict()`), or None without a price."""
+    if price is None:
+        return None
+    return (usage["prompt_tokens"] * price[0] + usage["completion_tokens"] * price[1]) / 1e6
 
 
 def estimate_cost(samples: Sequence[UnderstandingSample | GenerationSample], max_regenerations: int) -> dict:

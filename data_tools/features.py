@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import models, transforms
 from tqdm import tqdm
 
 from data_tools.jsonl import atomic_write_bytes, atomic_write_json
+from janus.image_io import open_rgb
 
 logger = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -73,8 +73,7 @@ class _ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        with Image.open(self.paths[i]) as image:
-            return self.transform(image.convert("RGB"))
+        return self.transform(open_rgb(self.paths[i]))
 
 
 @torch.no_grad()
@@ -85,9 +84,11 @@ def compute_features(paths: list[str], config: EncoderConfig, device: str = "cpu
         _ImageFiles(paths, config.image_size), batch_size=config.batch_size, num_workers=config.num_workers
     )
     chunks = []
-    for batch in tqdm(loader, desc="features", unit="batch", disable=len(loader) < 2):
-        feats = model(batch.to(device))  # [B, 2048]
-        chunks.append(torch.nn.functional.normalize(feats, dim=1).cpu().numpy())
+    with tqdm(total=len(paths), desc="features", unit="image") as bar:
+        for batch in loader:
+            feats = model(batch.to(device))  # [B, 2048]
+            chunks.append(torch.nn.functional.normalize(feats, dim=1).cpu().numpy())
+            bar.update(len(batch))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 2048), np.float32)
 
 

@@ -1,7 +1,8 @@
 """JSONL reading with line numbers, atomic writes, and the builder's input loaders.
 
-Input loaders collect every bad line as `file:line: field: problem; fix` before anything expensive runs:
-they raise at the end unless `skip_invalid=True`, in which case they log the problems and count the skips.
+Input loaders collect every bad line as `file:line: field: problem; fix` before anything expensive runs (bytes
+that are not UTF-8, malformed JSON, schema errors, duplicate ids, images that are missing or do not decode): they
+raise at the end unless `skip_invalid=True`, in which case they log the problems and count the skips.
 Loaders for local copies of Orsta-Data-47k and BLIP3o-60k live in `data_tools.sources`.
 (Named `jsonl`, not `io`: `python data_tools/build_pairs.py` puts this folder on sys.path.)
 """
@@ -22,29 +23,56 @@ from data_tools.schema import (
     Pair,
     SchemaError,
     UnderstandingSample,
+    check_images,
+    pair_image_errors,
     parse_generation,
     parse_pair,
     parse_understanding,
+    undecodable_images,
 )
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[str, Any]]:
-    """Yield `("file:line", object)` for each non-blank line; malformed JSON raises `SchemaError`."""
+def iter_jsonl(path: str | Path, on_error: Callable[[SchemaError], None] | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield `("file:line", object)` for each non-blank line.
+
+    A line that is not UTF-8 or not JSON raises `SchemaError`, or, when `on_error` is given, is handed to it and
+    skipped, so a caller can list every bad line instead of stopping at the first (`--skip-invalid`).
+    """
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+    with path.open("rb") as f:  # bytes, so one non-UTF-8 line is reported with its line number
+        for line_no, raw in enumerate(f, start=1):
             where = f"{path}:{line_no}"
             try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SchemaError(
-                    where, "<line>", f"invalid JSON ({err.msg})", "write one JSON object per line"
-                ) from err
+                line = _decode_line(raw, where)
+                if not line.strip():
+                    continue
+                yield where, _parse_line(line, where)
+            except SchemaError as err:
+                if on_error is None:
+                    raise
+                on_error(err)
+
+
+def _decode_line(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not part of the JSON
+    except UnicodeDecodeError as err:
+        raise SchemaError(
+            where,
+            "<line>",
+            f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
+            "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.jsonl > out.jsonl`)",
+        ) from err
+
+
+def _parse_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise SchemaError(where, "<line>", f"invalid JSON ({err.msg})", "write one JSON object per line") from err
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -91,20 +119,29 @@ def _load(
 ) -> tuple[list[T], LoadReport]:
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
-    samples: list[T] = []
-    report = LoadReport()
-    for index, (where, obj) in enumerate(iter_jsonl(path)):
+    parsed: list[tuple[str, T]] = []
+    errors: list[SchemaError] = []
+    first_seen: dict[str, str] = {}
+    for index, (where, obj) in enumerate(iter_jsonl(path, errors.append)):
         sample_id = str(obj.get("id", f"{prefix}{index}")) if isinstance(obj, dict) else f"{prefix}{index}"
         try:
-            samples.append(parse(obj, where, root, sample_id))
+            if sample_id in first_seen:
+                raise SchemaError(where, "id", f"duplicate id {sample_id!r} (first at {first_seen[sample_id]})",
+                                  "give every line a unique id")  # fmt: skip
+            parsed.append((where, parse(obj, where, root, sample_id)))
+            first_seen[sample_id] = where
         except SchemaError as err:
-            report.errors.append(str(err))
-    report.kept = len(samples)
+            errors.append(err)
+    # Decode every image now: a corrupt file would otherwise crash the features stage (issue 10).
+    bad = undecodable_images(sample.image_path for _, sample in parsed)
+    errors += [SchemaError(where, "image_path", bad[s.image_path], "replace the file or drop the line")
+               for where, s in parsed if s.image_path in bad]  # fmt: skip
+    samples = [s for _, s in parsed if s.image_path not in bad]
+    report = LoadReport(len(samples), [str(e) for e in sorted(errors, key=lambda e: e.line_no)])
     if report.errors and not skip_invalid:
-        shown = "\n".join(report.errors[:20])
-        more = f"\n... and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
         raise ValueError(
-            f"{len(report.errors)} invalid line(s) in {path} (pass --skip-invalid to drop them):\n{shown}{more}"
+            f"{len(report.errors)} invalid line(s) in {path} (fix them, or pass --skip-invalid to drop them):\n"
+            + "\n".join(report.errors)
         )
     for message in report.errors:
         logger.warning("skipped %s", message)
@@ -131,3 +168,25 @@ def load_generation(
 def read_pairs(path: str | Path) -> list[tuple[str, Pair]]:
     """All pairs of a pair JSONL as `("file:line", Pair)`; the first schema error raises `SchemaError`."""
     return [(where, parse_pair(obj, where)) for where, obj in iter_jsonl(path)]
+
+
+def scan_pairs(
+    path: str | Path, image_root: Path, check_files: bool = True
+) -> tuple[list[tuple[str, Pair]], list[str]]:
+    """Every line of a pair JSONL checked: the valid `("file:line", Pair)`s and the other lines' error messages
+    (file order). With `check_files` both images must exist and decode. Shared by `data_tools.validate` and the
+    training loader, so both report the same problems."""
+    errors: list[SchemaError] = []
+    parsed: list[tuple[str, Pair]] = []
+    for where, obj in iter_jsonl(path, errors.append):
+        try:
+            pair = parse_pair(obj, where)
+            if check_files:
+                check_images(pair, where, image_root)
+            parsed.append((where, pair))
+        except SchemaError as err:
+            errors.append(err)
+    bad_images = pair_image_errors(parsed, image_root) if check_files else {}
+    errors += bad_images.values()
+    valid = [(where, pair) for where, pair in parsed if where not in bad_images]
+    return valid, [str(e) for e in sorted(errors, key=lambda e: e.line_no)]

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
 logger = logging.getLogger(__name__)
+Progress = Callable[[int], None]
+SEARCH_CHUNK = 4096  # generation rows per initial FAISS search
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,19 @@ class Match:
 class _CandidateLists:
     """Per-generation sorted candidate lists from FAISS, refreshed in batches with used images excluded."""
 
-    def __init__(self, gen: np.ndarray, und: np.ndarray, k: int, refresh_batch: int):
+    def __init__(self, gen: np.ndarray, und: np.ndarray, k: int, refresh_batch: int, progress: Progress | None):
         self.gen, self.k, self.refresh_batch = gen, min(k, len(und)), refresh_batch
         self.index = faiss.IndexFlatIP(und.shape[1])
         self.index.add(und)
         self.available = np.ones(len(und), dtype=bool)
-        self.sims, self.ids = self.index.search(gen, self.k)  # [G, k] each, similarity descending
+        self.sims = np.empty((len(gen), self.k), dtype=np.float32)  # [G, k] similarity descending
+        self.ids = np.empty((len(gen), self.k), dtype=np.int64)  # [G, k]
+        # The initial search is the bulk of the work: run it in chunks so a progress bar can follow it.
+        for start in range(0, len(gen), SEARCH_CHUNK):
+            rows = slice(start, start + SEARCH_CHUNK)
+            self.sims[rows], self.ids[rows] = self.index.search(gen[rows], self.k)
+            if progress is not None:
+                progress(len(gen[rows]))
         self.pos = np.zeros(len(gen), dtype=np.int64)
 
     def refresh(self, gen_rows: list[int]) -> None:
@@ -59,11 +69,18 @@ class _CandidateLists:
 
 
 def retrieve_pairs(
-    gen: np.ndarray, und: np.ndarray, threshold: float = 0.6, top_n: int = 1, k: int = 8, refresh_batch: int = 256
+    gen: np.ndarray,
+    und: np.ndarray,
+    threshold: float = 0.6,
+    top_n: int = 1,
+    k: int = 8,
+    refresh_batch: int = 256,
+    progress: Progress | None = None,
 ) -> list[Match]:
     """Greedy one-image-once matching (module docstring) of `gen` [G, D] to `und` [U, D] (L2-normalised rows).
 
     `k` is the candidate list length per generation sample (a speed knob; the result does not depend on it).
+    `progress(n)` is called as the candidate search covers n more generation rows.
     Matches are returned in acceptance order (similarity descending).
     """
     if gen.ndim != 2 or und.ndim != 2 or gen.shape[1] != und.shape[1]:
@@ -73,7 +90,7 @@ def retrieve_pairs(
     if len(gen) == 0 or len(und) == 0:
         return []
     gen, und = np.ascontiguousarray(gen, np.float32), np.ascontiguousarray(und, np.float32)
-    lists = _CandidateLists(gen, und, max(k, top_n), refresh_batch)
+    lists = _CandidateLists(gen, und, max(k, top_n), refresh_batch, progress)
     # Heap entries: (-sim, g, u, version); u = -1 marks "list exhausted, sim is an upper bound, refresh me".
     heap: list[tuple[float, int, int, int]] = []
     version = np.zeros(len(gen), dtype=np.int64)

@@ -1,20 +1,25 @@
 """The one PairUG pair schema (PairUni §1): input samples, annotations, pairs, and their validation.
 
 Every reader of pair or input JSONL (builder, `data_tools.validate`, `open_r1.dataset`) parses through
-here, so an error always reads `file:line: field: problem; fix: ...`. Path existence is not checked
-here (that needs an image root); see `check_images`.
+here, so an error always reads `file:line: field: problem; fix: ...`. Image files are checked separately, as
+that needs an image root: `check_images` (exist) and `pair_image_errors` / `undecodable_images` (decode).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewards.reward_understand import parse_options
 
-PAIR_TYPES = ("aligned", "retrieved")
+# "random" marks the pairing ablation's random pairs (PairUni §4, `data_tools.random_pairs`).
+PAIR_TYPES = ("aligned", "retrieved", "random")
+# Threads decoding images up front: PIL releases the GIL while decoding, so checking overlaps I/O and decode.
+IMAGE_CHECK_THREADS = 8
 # The answer-format instruction closing every multiple-choice question in the released PairUG data.
 MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."
 
@@ -25,6 +30,11 @@ class SchemaError(ValueError):
     def __init__(self, where: str, field_name: str, problem: str, fix: str):
         self.where, self.field_name, self.problem, self.fix = where, field_name, problem, fix
         super().__init__(f"{where}: {field_name}: {problem}; fix: {fix}")
+
+    @property
+    def line_no(self) -> int:
+        """The line number in `where` ("file:line"), for listing errors in file order."""
+        return int(self.where.rsplit(":", 1)[1])
 
 
 def option_letters(question: str) -> list[str]:
@@ -120,7 +130,7 @@ def _parse_similarity(obj: dict[str, Any], where: str, pair_type: str) -> float:
     if value is None:
         if pair_type == "aligned":
             return 1.0  # The release omits it for some aligned pairs: same image on both sides means s_p = 1.
-        raise SchemaError(where, "similarity", "missing for a retrieved pair", "add the image cosine similarity")
+        raise SchemaError(where, "similarity", f"missing for a {pair_type} pair", "add the image cosine similarity")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SchemaError(where, "similarity", f"expected a finite number, got {value!r}", "write a float in [0, 1]")
     if not 0.0 <= value <= 1.0 + 1e-6:
@@ -142,7 +152,7 @@ def parse_pair(obj: Any, where: str) -> Pair:
     if pair_type is None:
         pair_type = "aligned" if gen.image_path == und.image_path else "retrieved"
     if pair_type not in PAIR_TYPES:
-        raise SchemaError(where, "pair_type", f"{pair_type!r} is not one of {PAIR_TYPES}", "use aligned or retrieved")
+        raise SchemaError(where, "pair_type", f"{pair_type!r} is not one of {PAIR_TYPES}", "use one of those")
     return Pair(_parse_similarity(obj, where, pair_type), gen, und, pair_type)
 
 
@@ -154,6 +164,40 @@ def check_images(pair: Pair, where: str, image_root: Path) -> None:
             raise SchemaError(
                 where, f"{side}.image_path", f"image {str(path)!r} not found", "fix the path or pass --image-root"
             )
+
+
+def pair_image_errors(pairs: Sequence[tuple[str, Pair]], image_root: Path) -> dict[str, SchemaError]:
+    """Decode every image of `pairs` (each file once); returns `{where: SchemaError}` for the lines with an image
+    that is missing or cannot be decoded (truncated, empty, not an image)."""
+    sides = [(where, f"{side}.image_path", str(resolve_image(ann.image_path, image_root)))
+             for where, pair in pairs
+             for side, ann in (("understand_ann", pair.understand_ann), ("generate_ann", pair.generate_ann))
+             if ann.image_path]  # fmt: skip
+    bad = undecodable_images(path for _, _, path in sides)
+    errors: dict[str, SchemaError] = {}
+    for where, field_name, path in sides:
+        if path in bad and where not in errors:
+            errors[where] = SchemaError(where, field_name, bad[path], "replace the file or drop the line")
+    return errors
+
+
+def undecodable_images(paths: Iterable[str]) -> dict[str, str]:
+    """`{path: problem}` for the images that cannot be opened and fully decoded (each distinct path checked once)."""
+    # Imported here: the `janus` package pulls in transformers, which parsing and `--no-images` checks do not need.
+    from janus.image_io import ImageDecodeError, open_rgb
+
+    unique = list(dict.fromkeys(str(p) for p in paths))
+
+    def problem(path: str) -> str | None:
+        try:
+            open_rgb(path, draft_size=64)
+        except ImageDecodeError as err:
+            return str(err)
+        return None
+
+    with ThreadPoolExecutor(max_workers=IMAGE_CHECK_THREADS) as pool:
+        found = dict(zip(unique, pool.map(problem, unique), strict=True))
+    return {path: message for path, message in found.items() if message is not None}
 
 
 def resolve_image(image_path: str, image_root: Path) -> Path:

@@ -16,6 +16,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from transformers import JanusConfig, PreTrainedTokenizerFast
 
+from janus.image_io import to_rgb
+
 USER_ROLE = "<|User|>"
 ASSISTANT_ROLE = "<|Assistant|>"
 # Official default system prompt of the original VLChatProcessor (used for understanding).
@@ -262,7 +264,7 @@ class JanusProcessor:
         return (x - mean) / std
 
     def _preprocess_pil(self, image: Image.Image) -> torch.Tensor:
-        image = image.convert("RGB")
+        image = to_rgb(image)  # 16-bit greyscale rescaled, not clipped to white
         width, height = image.size
         size = _resized_size(height, width, self.image_size)
         image = TF.resize(image, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)

@@ -42,6 +42,11 @@ class PairScriptArguments:
             Keep only the first N pairs (smoke tests).
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             Delete a previous run's outputs in `output_dir` before training (see `open_r1.run_dir`).
+        skip_invalid (`bool`, *optional*, defaults to `False`):
+            Drop invalid pair lines (schema errors, missing or undecodable images) with a warning that counts them,
+            instead of failing before the first step with the full list.
+        pair_types (`list[str]`, *optional*):
+            Train only on these pair types (`aligned`, `retrieved`, `random`): the PairUni §4 pairing ablation.
     """
 
     pair_data_path: str = field(metadata={"help": "PairUG-format JSONL file of (understanding, generation) pairs."})
@@ -53,6 +58,14 @@ class PairScriptArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Delete a previous run's outputs in output_dir first (refuses if it holds other files)."},
+    )
+    skip_invalid: bool = field(
+        default=False,
+        metadata={"help": "Drop invalid pair lines (counted, with a warning) instead of failing with the full list."},
+    )
+    pair_types: list[str] | None = field(
+        default=None,
+        metadata={"help": "Train only on these pair types (aligned, retrieved, random): the pairing ablation."},
     )
 
 

@@ -119,7 +119,9 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     resume = resume_checkpoint(training_args)
     prepare_output_dir(training_args.output_dir, resume is not None, script_args.overwrite_output_dir)
 
-    dataset = load_pair_dataset(script_args.pair_data_path, image_root=script_args.image_root)
+    dataset = load_pair_dataset(
+        script_args.pair_data_path, script_args.image_root, script_args.skip_invalid, script_args.pair_types
+    )
     if script_args.max_train_pairs is not None:
         dataset = dataset.select(range(min(script_args.max_train_pairs, len(dataset))))
     logger.info("Training on %d pairs from %s", len(dataset), script_args.pair_data_path)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from janus.image_io import open_rgb
 from rewards import combine_rewards
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ def load_rgb(paths: Sequence[str]) -> list[Image.Image]:
     cache: dict[str, Image.Image] = {}
     for path in paths:
         if path not in cache:
-            with Image.open(path) as image:
-                cache[path] = image.convert("RGB")
+            cache[path] = open_rgb(path)
     return [cache[p] for p in paths]
 
 

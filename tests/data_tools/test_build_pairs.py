@@ -95,3 +95,46 @@ def test_demo_cli_with_relative_out_writes_cwd_independent_paths(tmp_path, monke
     assert len(ds) > 0 and all(
         p.startswith(str(tmp_path)) for p in list(ds["und_image_path"]) + list(ds["gen_image_path"])
     )
+
+
+def _api_build_args(demo, tmp_path, server, key="x"):
+    features = tmp_path / "feats.npy"
+    np.save(features, np.random.default_rng(0).random((32, 16)).astype(np.float32))
+    return ["--understanding", str(demo["understanding"]), "--generation", str(demo["generation"]),
+            "--work-dir", str(tmp_path / "work"), "--features", str(features), "--num-clusters", "3",
+            "--base-url", server.base_url, "--api-key", key, "--retry-base-delay", "0.001"]  # fmt: skip
+
+
+def test_bad_or_missing_key_fails_before_features(demo, tmp_path, monkeypatch):
+    with FakeOpenAI(api_key="right") as server:
+        args = demo_build_args(demo, tmp_path / "work", num_clusters=4)
+        args += ["--base-url", server.base_url, "--backend", "openai"]
+        with pytest.raises(SystemExit, match=r"^error: API key rejected by .*HTTP 401"):
+            main(args + ["--api-key", "wrong"])
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        with pytest.raises(SystemExit, match=r"^error: no API key; fix: set OPENAI_API_KEY"):
+            main(args)
+        assert server.requests == 0
+    assert not (tmp_path / "work" / "features").exists()  # no expensive stage ran
+
+
+def test_progress_bars_cost_summary_and_quiet_http_logs(demo, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    # The first medoid is refused on every try (--max-retries 1): it is dropped, the build goes on.
+    with FakeOpenAI(failures=["refusal", "refusal"]) as server:
+        args = _api_build_args(demo, tmp_path, server) + ["--max-in-flight", "1", "--max-retries", "1"]
+        summary = main(args)
+    err, out = capsys.readouterr()[::-1]
+    usage = summary["completion_usage"]
+    assert summary["by_type"]["aligned"] == 2 and usage["dropped"] == 1
+    (drop,) = usage["dropped_samples"]
+    assert drop["id"] and drop["reason"].startswith("MalformedResponse: I can't help")
+    assert usage["cost_usd_estimate"] == pytest.approx((4 * 100 * 2.0 + 4 * 20 * 8.0) / 1e6)  # o3 list price
+    assert "completion: 100%" in err and "calls=4 hits=0 retries=1 dropped=1 tokens=480 cost=$0.00" in err
+    assert "retrieval: 100%" in err
+    assert f"wrote {summary['pairs']} pairs" in out and f"dropped {drop['id']}" in out
+    assert "HTTP Request" not in caplog.text
+    with FakeOpenAI() as server:
+        main(_api_build_args(demo, tmp_path, server) + ["--verbose", "--price", "1,1"])
+        assert server.requests == 2  # only the dropped sample's draft + verify are paid again
+    assert "HTTP Request: POST" in caplog.text

@@ -114,3 +114,37 @@ def test_malformed_question_is_redrawn_without_a_verify_call(tmp_path):
         (done,) = _completer(server, tmp_path / "cache").complete_all([gen])
         assert server.by_schema == {"MultipleChoice": 2, "Verdict": 1}
     assert done.attempts == 2 and len(done.question.splitlines()) == 6
+
+
+def test_permanent_failures_drop_that_sample_only_and_rerun_pays_no_finished_call(tmp_path):
+    samples = _samples(tmp_path, 4)  # u0, g1, u2, g3
+    permanent = {"Q0?": "refusal", "red thing 1": "malformed", "Q2?": "nonjson"}
+    retry = RetryPolicy(max_retries=1, base_delay=0.001, max_delay=0.01)
+    with FakeOpenAI(fail_when=permanent) as server:
+        completer = _completer(server, tmp_path / "cache", retry=retry)
+        results = completer.complete_all(samples)
+        assert server.requests == 3 * 2 + 2  # three samples x (first try + one retry), g3's draft + verify
+    assert results[:3] == [None, None, None] and results[3].sample_id == "g3"
+    usage = completer.usage.to_dict()
+    assert usage["dropped"] == 3 and usage["completed"] == 1 and usage["retries"] == 3
+    reasons = {d["id"]: d["reason"] for d in usage["dropped_samples"]}
+    assert reasons["u0"].startswith("MalformedResponse: I can't help")
+    assert reasons["g1"].startswith("ValidationError") and reasons["u2"].startswith("JSONDecodeError")
+    with FakeOpenAI() as server:  # the server recovers: only the dropped samples are called again
+        rerun = _completer(server, tmp_path / "cache").complete_all(samples)
+        assert server.requests == 3 * 2 and all(r is not None for r in rerun)
+
+
+def test_rejected_key_stops_the_run(tmp_path, monkeypatch):
+    import openai
+
+    with FakeOpenAI(api_key="right") as server:
+        backend = OpenAIBackend("o3", base_url=server.base_url, api_key="wrong", timeout=10)
+        with pytest.raises(ValueError, match=r"API key rejected .*HTTP 401.*fix: pass a valid --api-key"):
+            backend.check_credentials()
+        with pytest.raises(openai.AuthenticationError):
+            Completer(backend, tmp_path / "cache", retry=FAST_RETRY).complete_all(_samples(tmp_path, 2))
+        OpenAIBackend("o3", base_url=server.base_url, api_key="right").check_credentials()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="no API key; fix: set OPENAI_API_KEY"):
+        OpenAIBackend("o3", base_url="http://127.0.0.1:9/v1", api_key=None)

@@ -49,7 +49,7 @@ def test_parse_pair_infers_pair_type_and_aligned_similarity():
         ({"similarity": 1.5}, "similarity"),
         ({"similarity": None}, "similarity"),
         ({"similarity": "high"}, "similarity"),
-        ({"pair_type": "random"}, "pair_type"),
+        ({"pair_type": "paired"}, "pair_type"),
         ({"generate_ann": {"image_path": "g.png", "prompt": ""}}, "generate_ann.prompt"),
         ({"generate_ann": "nope"}, "generate_ann"),
         ({"understand_ann": {"image_path": "u.png", "question": QUESTION, "answer": "E"}}, "understand_ann.answer"),
