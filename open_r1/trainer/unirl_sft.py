@@ -27,7 +27,7 @@ from trl.models import unwrap_model_for_generation
 import janus
 from data_tools.unirl_rows import read_self_rows
 from janus.gumbel import straight_through_pixels
-from open_r1.configs import MODULE_GROUPS
+from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
 from open_r1.trainer.pair_grpo_trainer import freeze_modules
 from rewards.reward_unirl import answer_is_correct, greedy_answers
 
@@ -88,6 +88,15 @@ class UniRLSFTConfig(TrainingArguments):
     )
 
     def __post_init__(self):
+        if not torch.cuda.is_available() and self.bf16 and not self.use_cpu:
+            # bf16 mixed precision needs a GPU; the same launch command must also run on CPU.
+            logger.warning("No CUDA device: setting bf16=False (fp32 training on CPU).")
+            self.bf16 = False
+        # Same torchrun-on-CPU fix as PairGRPO (keep the gloo PartialState built by open_r1.grpo), one place for it.
+        PairGRPOConfig._reuse_cpu_distributed_state(self)
+        if self.gradient_checkpointing:
+            # Non-reentrant: frozen embeddings feed the checkpointed blocks (see PairGRPOConfig).
+            self.gradient_checkpointing_kwargs = {"use_reentrant": False, **(self.gradient_checkpointing_kwargs or {})}
         super().__post_init__()
         unknown = [m for m in self.trainable_modules if m not in MODULE_GROUPS]
         if unknown:
