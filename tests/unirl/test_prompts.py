@@ -7,7 +7,7 @@ import pytest
 
 from data_tools.make_unirl_prompts import build_rows, load_objects, main
 from data_tools.schema import SchemaError
-from data_tools.unirl_rows import GENEVAL_TAGS, parse_self_row, read_self_rows
+from data_tools.unirl_rows import GENEVAL_TAGS, is_self_row, parse_self_row, read_self_rows
 from rewards.reward_understand import accuracy_reward, extract_choice, parse_options
 
 # Lines copied from GenEval's prompts/evaluation_metadata.jsonl (real layout: tag, include, prompt).
@@ -84,6 +84,7 @@ def test_authors_free_form_rows_parse_and_bad_rows_name_line_and_field(tmp_path)
     authors = {"tag": "counting", "include": [{"class": "clock", "count": 2}], "exclude": [{"class": "clock", "count": 3}],
                "prompt": "a photo of two clocks", "question": "How many items in this image?", "answer": "two clocks"}  # fmt: skip
     row = parse_self_row(authors, "f:1")
+    assert is_self_row(authors) and not is_self_row({"generate_ann": {}, "understand_ann": {}, "question": "q"})
     assert (row.answer, row.include[0]["count"]) == ("two clocks", 2)
     path = tmp_path / "qa.jsonl"
     bad = dict(authors, question="Which?\nA. x\nB. y", answer="C")
