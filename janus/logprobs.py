@@ -112,6 +112,31 @@ def answer_token_logps(
     )
 
 
+def image_hidden_states(
+    model: JanusForConditionalGeneration, batch: GenerationBatch, image_tokens: torch.LongTensor, with_uncond: bool
+) -> torch.Tensor:
+    """Hidden states [R, I, D] that predict `image_tokens` [N, I]; R = 2N (cond rows, then uncond) or N.
+
+    One forward over [prompt embeddings, generation embeddings of tokens[:-1]] (teacher forcing).
+    """
+    prompt_len = batch.input_ids.shape[1]
+    steps = image_tokens.shape[1]
+    copies = 2 if with_uncond else 1
+    row_ids = torch.cat([batch.input_ids, batch.uncond_input_ids]) if with_uncond else batch.input_ids  # [R, T]
+    embeds = torch.cat(
+        [
+            model.get_input_embeddings()(row_ids),  # [R, T, D]
+            model.prepare_embeddings_for_image_generation(image_tokens[:, :-1].repeat(copies, 1)),  # [R, I-1, D]
+        ],
+        dim=1,
+    )
+    mask = batch.attention_mask.long().repeat(copies, 1)
+    mask = torch.cat([mask, mask.new_ones(mask.shape[0], steps - 1)], dim=1)  # [R, T + I - 1]
+    return model.model.language_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False
+    ).last_hidden_state[:, prompt_len - 1 :]  # [R, I, D]
+
+
 def image_token_logps(
     model: JanusForConditionalGeneration,
     batch: GenerationBatch,
@@ -129,23 +154,9 @@ def image_token_logps(
       unconditional prompts run stacked in the same forward (w = 1 equals conditional-only and skips uncond).
     Old, new and reference log-probs must use the same definition.
     """
-    n, prompt_len = batch.input_ids.shape
-    steps = image_tokens.shape[1]
+    n = batch.input_ids.shape[0]
     with_uncond = uses_uncond(cfg_weight)
-    copies = 2 if with_uncond else 1
-    row_ids = torch.cat([batch.input_ids, batch.uncond_input_ids]) if with_uncond else batch.input_ids  # [R, T]
-    embeds = torch.cat(
-        [
-            model.get_input_embeddings()(row_ids),  # [R, T, D]
-            model.prepare_embeddings_for_image_generation(image_tokens[:, :-1].repeat(copies, 1)),  # [R, I-1, D]
-        ],
-        dim=1,
-    )
-    mask = batch.attention_mask.long().repeat(copies, 1)
-    mask = torch.cat([mask, mask.new_ones(mask.shape[0], steps - 1)], dim=1)  # [R, T + I - 1]
-    hidden = model.model.language_model(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False
-    ).last_hidden_state[:, prompt_len - 1 :]  # [R, I, D]
+    hidden = image_hidden_states(model, batch, image_tokens, with_uncond)  # [R, I, D]
     return gathered_logps(
         model.model.generation_head,
         hidden[:n],
@@ -157,4 +168,4 @@ def image_token_logps(
     )
 
 
-__all__ = ["LOGIT_CHUNK_ELEMENTS", "answer_token_logps", "gathered_logps", "image_token_logps"]
+__all__ = ["LOGIT_CHUNK_ELEMENTS", "answer_token_logps", "gathered_logps", "image_hidden_states", "image_token_logps"]

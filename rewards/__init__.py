@@ -8,6 +8,7 @@ are never summed unweighted: `combine_rewards` applies each reward's weight (pit
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ import torch
 
 from rewards.reward_demo import demo_color
 from rewards.reward_understand import accuracy_reward, completion_text, extract_choice, format_reward
+from rewards.reward_unirl import AnswerJudge, unirl_answer_reward, unirl_image_reward
 
 if TYPE_CHECKING:
     from rewards.reward_generate import HPSv21Scorer
@@ -40,6 +42,10 @@ REWARD_TASKS: dict[str, str] = {
     "format": "understand",
     "hps_v2.1": "generate",
     "demo_color": "generate",
+    # UniRL (rewards/reward_unirl.py): answer correctness on the model's own images; `unirl_image` reads
+    # kwargs["judge_answers"] and kwargs["question"].
+    "unirl_answer": "understand",
+    "unirl_image": "generate",
 }
 REWARD_NAMES: tuple[str, ...] = tuple(REWARD_TASKS)
 
@@ -89,11 +95,14 @@ def build_reward_funcs(
     hps_dtype: torch.dtype = torch.float32,
     hps_batch_size: int = 16,
     hps_model_name: str = "ViT-H-14",
+    answer_judge: AnswerJudge | None = None,
 ) -> list[RewardFunc]:
     """Reward callables for config `names` (see `REWARD_NAMES`), with `weights` (default 1.0 each).
 
     `hps_v2.1` loads its checkpoint here, once (`hps_*` arguments go to `HPSv21Scorer`): call this on every
-    rank, ideally before building the DeepSpeed engine (it is safe inside `zero.Init` too).
+    rank, ideally before building the DeepSpeed engine (it is safe inside `zero.Init` too). `answer_judge`
+    (e.g. `rewards.answer_judge.LLMAnswerJudge`) grades free-form gold answers of the `unirl_*` rewards when
+    normalised matching fails.
     """
     unknown = [name for name in names if name not in REWARD_TASKS]
     if unknown:
@@ -111,6 +120,8 @@ def build_reward_funcs(
         "accuracy": lambda: accuracy_reward,
         "format": lambda: format_reward,
         "demo_color": lambda: demo_color,
+        "unirl_answer": lambda: functools.partial(unirl_answer_reward, llm_judge=answer_judge),
+        "unirl_image": lambda: functools.partial(unirl_image_reward, llm_judge=answer_judge),
         "hps_v2.1": lambda: _hps_reward(
             _load_scorer(
                 hps_checkpoint, device=device, dtype=hps_dtype, batch_size=hps_batch_size, model_name=hps_model_name

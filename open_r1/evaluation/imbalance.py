@@ -1,0 +1,180 @@
+"""UniRL's imbalance metric (arXiv 2505.23380): how often the model cannot answer a question about its own good image.
+
+Inputs: GenEval images in this repo's layout (`<images>/<index:05d>/samples/<i:04d>.png`, open_r1/evaluation/
+geneval.py), the official scorer's per-image `results.jsonl` (evaluation/evaluate_images.py: `filename`, `tag`,
+`prompt`, `correct`, `reason`, `metadata`, `details` per line) and a QA file in the UniRL authors' format
+(`evaluation_metadata_qa.jsonl`: GenEval metadata + `question`, `answer`; data_tools/unirl_rows.py).
+For every image the detector judged correct, the model answers the prompt's question greedily; imbalance = share of
+those images whose answer is wrong, per GenEval tag and pooled over all images (the headline). Answers are
+appended to `predictions.jsonl` as they come, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from data_tools.unirl_rows import SelfRow, read_self_rows
+from open_r1.evaluation.common import (
+    AnswerSettings,
+    BenchmarkResult,
+    PredictionLog,
+    UnderstandingItem,
+    add_answer_args,
+    add_checkpoint_args,
+    answer_items,
+    answer_settings_from_args,
+    load_model,
+    markdown_table,
+    settings_record,
+    setup_logging,
+)
+from rewards.reward_unirl import AnswerJudge, answer_is_correct
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoredImage:
+    """One line of the scorer's results: the image (resolved under the images folder) and the detector's verdict."""
+
+    id: str  # "<index>/<sample>", e.g. "00012/0003"
+    path: Path
+    tag: str
+    prompt: str
+    correct: bool
+
+
+def _scored_image(obj: Any, where: str, images_dir: Path) -> ScoredImage:
+    if not isinstance(obj, dict) or not {"filename", "tag", "correct"} <= set(obj):
+        raise ValueError(f"{where}: expected a GenEval scorer row with filename, tag, correct; pass its results.jsonl")
+    parts = Path(str(obj["filename"])).parts
+    # The scorer writes the path it globbed (<imagedir>/<index>/samples/<name>); only the last three parts are ours.
+    if len(parts) < 3 or parts[-2] != "samples":
+        raise ValueError(f"{where}: filename: {obj['filename']!r} is not <index>/samples/<image>; fix: score images "
+                         "drawn with scripts/eval_geneval.py generate")  # fmt: skip
+    prompt = obj.get("prompt") or json.loads(obj.get("metadata") or "{}").get("prompt", "")
+    stem = Path(parts[-1]).stem
+    return ScoredImage(f"{parts[-3]}/{stem}", images_dir / parts[-3] / "samples" / parts[-1], str(obj["tag"]),
+                       prompt, bool(obj["correct"]))  # fmt: skip
+
+
+def load_scored_images(results_path: str | Path, images_dir: str | Path) -> list[ScoredImage]:
+    """Every line of the official scorer's `results.jsonl`."""
+    lines = Path(results_path).read_text(encoding="utf-8").splitlines()
+    return [
+        _scored_image(json.loads(line), f"{results_path}:{number}", Path(images_dir))
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+
+
+def question_items(
+    images: Sequence[ScoredImage], qa_rows: Sequence[SelfRow], qa_path: str = "qa"
+) -> list[UnderstandingItem]:
+    """One question per correctly generated image, looked up by (tag, prompt) in the QA rows."""
+    by_prompt = {(row.tag, " ".join(row.prompt.split())): row for row in qa_rows}
+    items = []
+    for image in images:
+        if not image.correct:
+            continue
+        row = by_prompt.get((image.tag, " ".join(image.prompt.split())))
+        if row is None:
+            raise ValueError(f"{qa_path}: no question for tag {image.tag!r}, prompt {image.prompt!r} (image "
+                             f"{image.id}); fix: use the QA file of the same GenEval prompts")  # fmt: skip
+        items.append(UnderstandingItem(
+            id=image.id, question=row.question, answer=row.answer,
+            load_image=lambda p=image.path: Image.open(p).convert("RGB"), meta={"tag": image.tag, "prompt": image.prompt},
+        ))  # fmt: skip
+    return items
+
+
+def imbalance_metrics(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per tag and "overall": correctly generated images, how many were answered wrong, and their share."""
+    groups: dict[str, list[bool]] = {}
+    for record in records:
+        groups.setdefault(record["tag"], []).append(bool(record["answer_correct"]))
+    groups["overall"] = [ok for record in records for ok in [bool(record["answer_correct"])]]
+    return {
+        tag: {"correct_images": len(oks), "answered_wrong": oks.count(False),
+              "imbalance": oks.count(False) / len(oks) if oks else 0.0}
+        for tag, oks in groups.items()
+    }  # fmt: skip
+
+
+def grade(records: Sequence[dict[str, Any]], llm_judge: AnswerJudge | None = None) -> list[dict[str, Any]]:
+    """Add `answer_correct` to each prediction record (question, answer = gold, prediction)."""
+    return [
+        {**r, "answer_correct": answer_is_correct(r["prediction"], r["answer"], r["question"], llm_judge)}
+        for r in records
+    ]
+
+
+def run_imbalance(
+    answer: Callable[[list[UnderstandingItem], PredictionLog], list[dict[str, Any]]],
+    results_path: str | Path,
+    images_dir: str | Path,
+    qa_path: str | Path,
+    out_dir: str | Path,
+    llm_judge: AnswerJudge | None = None,
+    model_name: str = "",
+) -> BenchmarkResult:
+    """Answer the questions of correctly generated images with `answer(items, log)` and score the imbalance."""
+    images = load_scored_images(results_path, images_dir)
+    items = question_items(images, read_self_rows(qa_path), str(qa_path))
+    logger.info("%d of %d images are correct by the GenEval scorer", len(items), len(images))
+    records = grade(answer(items, PredictionLog(Path(out_dir) / "predictions.jsonl")), llm_judge)
+    metrics = imbalance_metrics(records)
+    return BenchmarkResult(
+        benchmark="unirl_imbalance", model=model_name, headline_metric="imbalance",
+        headline=metrics["overall"]["imbalance"], num_samples=len(records), metrics=metrics,
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="UniRL imbalance on GenEval images (see module docstring).")
+    add_checkpoint_args(parser)
+    parser.add_argument("--images", required=True, help="GenEval images folder (scripts/eval_geneval.py generate)")
+    parser.add_argument("--results", required=True, help="results.jsonl of GenEval's evaluate_images.py")
+    parser.add_argument("--qa", required=True, help="QA file (UniRL's evaluation_metadata_qa.jsonl format)")
+    parser.add_argument("--out_dir", required=True, help="Output folder (predictions.jsonl, results.json); resumes.")
+    parser.add_argument("--judge_model", default=None, help="Optional LLM judge for free-form answers")
+    parser.add_argument("--judge_base_url", default=None)
+    parser.add_argument("--judge_cache", default=None, help="Cache folder of the LLM judge (default: out_dir/judge)")
+    add_answer_args(parser)
+    parser.set_defaults(max_new_tokens=32)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    model, processor = load_model(args.model_path, args.device, args.dtype)
+    settings: AnswerSettings = answer_settings_from_args(args)
+    judge = None
+    if args.judge_model:
+        from rewards.answer_judge import LLMAnswerJudge
+
+        judge = LLMAnswerJudge(args.judge_model, args.judge_cache or str(Path(args.out_dir) / "judge"),
+                               base_url=args.judge_base_url)  # fmt: skip
+    result = run_imbalance(
+        lambda items, log: answer_items(model, processor, items, log, settings),
+        args.results, args.images, args.qa, args.out_dir, judge, model_name=str(args.model_path),
+    )  # fmt: skip
+    result.settings = settings_record(args)
+    result.save(args.out_dir)
+    rows = [
+        (tag, m["correct_images"], m["answered_wrong"], round(m["imbalance"], 4)) for tag, m in result.metrics.items()
+    ]
+    print(markdown_table(["tag", "correct images", "answered wrong", "imbalance"], rows))
+    return result
+
+
+__all__ = ["ScoredImage", "imbalance_metrics", "load_scored_images", "question_items", "run_imbalance"]

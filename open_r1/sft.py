@@ -1,0 +1,55 @@
+"""UniRL SFT entry point: self rows -> Janus-Pro -> UniRLSFTTrainer -> a checkpoint janus.load_pretrained loads.
+
+    torchrun --nproc_per_node=8 open_r1/sft.py --config configs/recipes/unirl_sft_janus_pro_1b.yaml \
+        --deepspeed configs/zero3.json --model_name_or_path <Janus-Pro-1B folder> --pair_data_path <rows.jsonl> \
+        --output_dir checkpoints/unirl_sft
+
+`--pair_data_path` holds self rows (data_tools/make_unirl_prompts.py, or the UniRL authors' QA format). The same
+command runs on a CPU-only host, set up exactly as open_r1/grpo.py does (gloo, fp32).
+"""
+
+import logging
+import sys
+
+from transformers import set_seed
+from trl import ModelConfig, TrlParser
+
+import janus
+from open_r1.configs import PairScriptArguments
+from open_r1.grpo import (
+    full_weights_on_every_rank,
+    model_dtype,
+    prepare_cpu_distributed,
+    resume_checkpoint,
+    setup_logging,
+)
+from open_r1.trainer.unirl_sft import UniRLSFTConfig, UniRLSFTTrainer, load_self_rows
+
+logger = logging.getLogger(__name__)
+
+
+def main(script_args: PairScriptArguments, training_args: UniRLSFTConfig, model_args: ModelConfig) -> None:
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)
+
+    dataset = load_self_rows(script_args.pair_data_path, script_args.max_train_pairs)
+    logger.info("Training on %d self rows from %s", len(dataset), script_args.pair_data_path)
+
+    with full_weights_on_every_rank(training_args):
+        model, processor = janus.load_pretrained(
+            model_args.model_name_or_path, dtype=model_dtype(model_args, training_args)
+        )
+
+    trainer = UniRLSFTTrainer(model=model, processor=processor, args=training_args, train_dataset=dataset)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+
+    trainer.save_model(training_args.output_dir)  # all ranks: ZeRO-3 gathers the weights collectively
+    logger.info("Saved the trained model to %s (loads with janus.load_pretrained)", training_args.output_dir)
+
+
+if __name__ == "__main__":
+    prepare_cpu_distributed(sys.argv[1:])
+    parser = TrlParser((PairScriptArguments, UniRLSFTConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args)

@@ -1,0 +1,154 @@
+"""UniRL rewards (arXiv 2505.23380): answer correctness on the model's own generated images.
+
+- `unirl_answer` (understanding): 1 if the sampled answer to the row's question about its generated image is
+  correct, else 0 (multiple choice: the accuracy reward's letter parsing; free-form gold: normalised matching,
+  then the optional LLM judge).
+- `unirl_image` (generation): 1 if the image lets its question be answered correctly. Which answer judges the
+  image is selectable (`JUDGE_MODES`): the sampled answer itself, a greedy answer of the current policy
+  (default: not penalising an image for an unlucky answer sample), or a greedy answer of a frozen copy.
+  Optionally add `hps_v2.1` with its own weight in the reward list.
+`greedy_answers` computes the judge's answers: the decoded pixels go straight into the vision tower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from rewards.reward_understand import (
+    completion_text,
+    extract_choice,
+    gold_letter,
+    open_ended_match,
+    parse_options,
+)
+
+if TYPE_CHECKING:
+    from transformers import JanusForConditionalGeneration
+
+    from janus.processor import JanusProcessor
+
+JUDGE_MODES = ("sampled", "greedy", "frozen")
+DEFAULT_JUDGE_MODE = "greedy"
+# (question, gold, answer) -> same?; e.g. rewards.answer_judge.LLMAnswerJudge.
+AnswerJudge = Callable[[str, str, str], bool]
+
+
+def answer_is_correct(answer: str, gold: str, question: str, llm_judge: AnswerJudge | None = None) -> bool:
+    """Whether `answer` answers `question` like `gold` (an option letter, or free text)."""
+    letter = gold_letter(gold)
+    if letter is not None:
+        return extract_choice(answer, parse_options(question) or None) == letter
+    if open_ended_match(answer, gold):
+        return True
+    # The LLM is only asked when matching fails: "two clocks" vs "There are 2 clocks." needs meaning, not form.
+    return llm_judge is not None and llm_judge(question, gold, answer)
+
+
+def answer_correctness(
+    answers: Sequence[str],
+    golds: Sequence[str | None],
+    questions: Sequence[str],
+    llm_judge: AnswerJudge | None = None,
+) -> list[float | None]:
+    """1.0 / 0.0 per row (None where the row has no gold answer)."""
+    if not len(answers) == len(golds) == len(questions):
+        raise ValueError(f"answers/golds/questions: lengths {len(answers)}/{len(golds)}/{len(questions)} differ")
+    return [
+        None if gold is None else float(answer_is_correct(answer, gold, question, llm_judge))
+        for answer, gold, question in zip(answers, golds, questions, strict=True)
+    ]
+
+
+def select_judge_answers(
+    mode: str,
+    sampled: Sequence[str],
+    greedy: Sequence[str] | None = None,
+    frozen: Sequence[str] | None = None,
+) -> list[str]:
+    """The answers that judge each image under `mode` (one of `JUDGE_MODES`)."""
+    chosen = {"sampled": sampled, "greedy": greedy, "frozen": frozen}
+    if mode not in chosen:
+        raise ValueError(f"judge mode {mode!r} is not one of {JUDGE_MODES}; pick one")
+    if chosen[mode] is None:
+        raise ValueError(f"judge mode {mode!r} needs the {mode} answers; compute them with greedy_answers")
+    if len(chosen[mode]) != len(sampled):
+        raise ValueError(f"{mode} answers: got {len(chosen[mode])} for {len(sampled)} rows; pass one per row")
+    return list(chosen[mode])
+
+
+def unirl_answer_reward(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    answer: Sequence[str | None],
+    llm_judge: AnswerJudge | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """Understanding reward: correctness of each sampled completion; `prompts` hold the (templated) questions."""
+    questions = kwargs.get("question") or [completion_text(p) for p in prompts]
+    return answer_correctness([completion_text(c) for c in completions], answer, questions, llm_judge)
+
+
+def unirl_image_reward(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    answer: Sequence[str | None],
+    question: Sequence[str],
+    judge_answers: Sequence[str],
+    llm_judge: AnswerJudge | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """Generation reward: whether the judge's answer about each row's image (`judge_answers`) is correct.
+
+    `prompts` are the captions (unused beyond their count), `question`/`answer` the row's question and gold.
+    """
+    if len(judge_answers) != len(prompts):
+        raise ValueError(f"judge_answers: got {len(judge_answers)} for {len(prompts)} images; pass one per image")
+    return answer_correctness(list(judge_answers), answer, question, llm_judge)
+
+
+@torch.no_grad()
+def greedy_answers(
+    model: JanusForConditionalGeneration,
+    processor: JanusProcessor,
+    pixels: torch.Tensor,
+    questions: Sequence[str],
+    *,
+    max_new_tokens: int = 16,
+    template: str = "{question}",
+    system_prompt: str | None = None,
+) -> list[str]:
+    """Greedy answers of `model` to `questions` about `pixels` [N, 3, H, W] in [-1, 1] (decoded generations).
+
+    The tensor goes through the processor's tensor path into the vision tower (no PIL round trip). Under ZeRO-3
+    pass the same number of rows on every rank: the answer loop keeps all ranks stepping together.
+    """
+    import janus  # deferred: the pure reward functions above need no model code
+
+    texts = [template.format(question=q) for q in questions]
+    kwargs = {} if system_prompt is None else {"system_prompt": system_prompt}
+    batch = processor.encode_understanding(texts, pixels, **kwargs).to(model.device, dtype=model.dtype)
+    samples = janus.sample_answer_tokens(
+        model,
+        batch,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=processor.special.eos_id,
+        pad_token_id=processor.special.pad_id,
+    )
+    return processor.decode_answers(samples.completion_ids)
+
+
+__all__ = [
+    "DEFAULT_JUDGE_MODE",
+    "JUDGE_MODES",
+    "AnswerJudge",
+    "answer_correctness",
+    "answer_is_correct",
+    "greedy_answers",
+    "select_judge_answers",
+    "unirl_answer_reward",
+    "unirl_image_reward",
+]
