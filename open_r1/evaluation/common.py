@@ -262,9 +262,13 @@ def decode_image(cell: Any, image_root: str | Path | None = None, where: str = "
 
 
 def _open_image(source: io.BytesIO | Path, where: str) -> Image.Image:
+    from janus.image_io import to_rgb  # lazy: `janus` imports transformers
+
     try:
-        return Image.open(source).convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
+        with Image.open(source) as image:
+            image.load()  # decode now: a corrupt cell fails here, with its row, not mid-batch
+            return to_rgb(image)  # 16-bit greyscale scaled, not clipped to white
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{where}: the image cannot be decoded ({err}); the cell or file is corrupt.") from None
 
 

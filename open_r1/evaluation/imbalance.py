@@ -16,26 +16,30 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from data_tools.unirl_rows import SelfRow, read_self_rows
+from janus.image_io import open_rgb
 from open_r1.evaluation.common import (
     AnswerSettings,
     BenchmarkResult,
     PredictionLog,
     UnderstandingItem,
     add_answer_args,
-    add_checkpoint_args,
+    add_model_args,
     answer_items,
     answer_settings_from_args,
+    check_limit,
+    dtype_name,
+    is_main_process,
     load_model,
     markdown_table,
-    settings_record,
     setup_logging,
+    understanding_outputs,
 )
+from open_r1.evaluation.run_key import claim_out_dir, make_key
 from rewards.reward_unirl import AnswerJudge, answer_is_correct
 
 logger = logging.getLogger(__name__)
@@ -91,7 +95,7 @@ def question_items(
                              f"{image.id}); fix: use the QA file of the same GenEval prompts")  # fmt: skip
         items.append(UnderstandingItem(
             id=image.id, question=row.question, answer=row.answer,
-            load_image=lambda p=image.path: Image.open(p).convert("RGB"), meta={"tag": image.tag, "prompt": image.prompt},
+            load_image=partial(open_rgb, image.path), meta={"tag": image.tag, "prompt": image.prompt},
         ))  # fmt: skip
     return items
 
@@ -125,10 +129,11 @@ def run_imbalance(
     out_dir: str | Path,
     llm_judge: AnswerJudge | None = None,
     model_name: str = "",
+    limit: int | None = None,
 ) -> BenchmarkResult:
     """Answer the questions of correctly generated images with `answer(items, log)` and score the imbalance."""
     images = load_scored_images(results_path, images_dir)
-    items = question_items(images, read_self_rows(qa_path), str(qa_path))
+    items = question_items(images, read_self_rows(qa_path), str(qa_path))[:limit]
     logger.info("%d of %d images are correct by the GenEval scorer", len(items), len(images))
     records = grade(answer(items, PredictionLog(Path(out_dir) / "predictions.jsonl")), llm_judge)
     metrics = imbalance_metrics(records)
@@ -140,11 +145,10 @@ def run_imbalance(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="UniRL imbalance on GenEval images (see module docstring).")
-    add_checkpoint_args(parser)
+    add_model_args(parser)
     parser.add_argument("--images", required=True, help="GenEval images folder (scripts/eval_geneval.py generate)")
     parser.add_argument("--results", required=True, help="results.jsonl of GenEval's evaluate_images.py")
     parser.add_argument("--qa", required=True, help="QA file (UniRL's evaluation_metadata_qa.jsonl format)")
-    parser.add_argument("--out_dir", required=True, help="Output folder (predictions.jsonl, results.json); resumes.")
     parser.add_argument("--judge_model", default=None, help="Optional LLM judge for free-form answers")
     parser.add_argument("--judge_base_url", default=None)
     parser.add_argument("--judge_cache", default=None, help="Cache folder of the LLM judge (default: out_dir/judge)")
@@ -154,26 +158,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
+    """The CLI: same run key and output-folder rules as the benchmark drivers (resume only the same run)."""
     setup_logging()
     args = build_parser().parse_args(argv)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
     settings: AnswerSettings = answer_settings_from_args(args)
-    judge = None
-    if args.judge_model:
-        from rewards.answer_judge import LLMAnswerJudge
+    check_limit(args.limit)
+    recorded = {
+        **settings.key_fields(),
+        "limit": args.limit,
+        "dtype": dtype_name(args),
+        "judge_model": args.judge_model,
+    }
+    key = make_key("unirl_imbalance", args.model_path, [args.results, args.qa], recorded)
+    with claim_out_dir(args.out_dir, key, understanding_outputs, args.overwrite):
+        model, processor = load_model(args.model_path, args.device, args.dtype)
+        judge = None
+        if args.judge_model:
+            from rewards.answer_judge import LLMAnswerJudge
 
-        judge = LLMAnswerJudge(args.judge_model, args.judge_cache or str(Path(args.out_dir) / "judge"),
-                               base_url=args.judge_base_url)  # fmt: skip
-    result = run_imbalance(
-        lambda items, log: answer_items(model, processor, items, log, settings),
-        args.results, args.images, args.qa, args.out_dir, judge, model_name=str(args.model_path),
-    )  # fmt: skip
-    result.settings = settings_record(args)
-    result.save(args.out_dir)
-    rows = [
-        (tag, m["correct_images"], m["answered_wrong"], round(m["imbalance"], 4)) for tag, m in result.metrics.items()
-    ]
-    print(markdown_table(["tag", "correct images", "answered wrong", "imbalance"], rows))
+            judge = LLMAnswerJudge(args.judge_model, args.judge_cache or str(Path(args.out_dir) / "judge"),
+                                   base_url=args.judge_base_url)  # fmt: skip
+        result = run_imbalance(
+            lambda items, log: answer_items(model, processor, items, log, settings),
+            args.results, args.images, args.qa, args.out_dir, judge, model_name=key["model"]["path"], limit=args.limit,
+        )  # fmt: skip
+        result.settings = key["settings"]
+        result.save(args.out_dir)
+    if is_main_process():
+        rows = [
+            (tag, m["correct_images"], m["answered_wrong"], round(m["imbalance"], 4))
+            for tag, m in result.metrics.items()
+        ]
+        print(markdown_table(["tag", "correct images", "answered wrong", "imbalance"], rows))
+        print(f"wrote {Path(args.out_dir) / 'predictions.jsonl'} and {Path(args.out_dir) / 'results.json'}")
     return result
 
 
