@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import init_empty_weights
-from reference_original import OriginalJanus
+from reference_original import OriginalJanus, tiny_tables
 from safetensors.torch import save_file
 from transformers import JanusForConditionalGeneration
 
@@ -36,7 +36,7 @@ def original(tiny_janus_path):
 
 @pytest.fixture(scope="module")
 def reference(original):
-    return OriginalJanus(*original)
+    return OriginalJanus(*original, *tiny_tables(original[0]))
 
 
 def _understanding_batch(processor):
