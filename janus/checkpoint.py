@@ -772,6 +772,7 @@ def image_generation_config(
     config = copy.deepcopy(base)
     config.bos_token_id, config.eos_token_id, config.pad_token_id = special.bos_id, special.eos_id, special.pad_id
     config.guidance_scale = cfg_weight
+    config._from_model_config = False  # else from_pretrained rebuilds it from config.json and drops generation_kwargs
     config.generation_kwargs = {**(getattr(config, "generation_kwargs", None) or {}), "boi_token_id": special.boi_id}
     return config
 

@@ -136,7 +136,9 @@ def _mlp(d_in: int, d_out: int) -> nn.Sequential:
 def _load_prefixed(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str) -> None:
     """Load every `prefix*` tensor into `module`; a missing runtime weight raises, unused stored keys are ignored."""
     sub = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    missing = [k for k in module.load_state_dict(sub, strict=False).missing_keys if not k.startswith(UNUSED_AT_RUNTIME)]
+    missing = [
+        k for k in module.load_state_dict(sub, strict=False).missing_keys if not k.startswith(UNUSED_AT_RUNTIME)
+    ]
     if missing:
         raise KeyError(f"weights missing for the original {prefix!r} module (random init there): {missing[:6]}")
 
