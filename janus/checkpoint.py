@@ -520,10 +520,11 @@ def _looks_like_zip(path: Path) -> bool:
         return handle.read(2) == b"PK"
 
 
-def verify_checkpoint_files(folder: str | Path) -> list[Path]:
+def verify_checkpoint_files(folder: str | Path, include_zero: bool = True) -> list[Path]:
     """Check every weight file of a checkpoint folder before loading it: the model weights (single file or all
-    shards of an index) and DeepSpeed's `global_step*/*.pt` shards. Returns the checked files; raises
-    `CorruptCheckpointError` / `FileNotFoundError` naming the first bad file and the fix. Reads headers only."""
+    shards of an index) and, with `include_zero`, DeepSpeed's `global_step*/*.pt` shards (what a resume reads).
+    Returns the checked files; raises `CorruptCheckpointError` / `FileNotFoundError` naming the first bad file and
+    the fix. Reads headers and zip directories only (seconds even for 7B checkpoints)."""
     folder = Path(folder)
     checked = []
     for name in WEIGHT_FILES:
@@ -539,7 +540,8 @@ def verify_checkpoint_files(folder: str | Path) -> list[Path]:
         else:
             checked.append(path)
         break  # read_state_dict uses the first format present
-    checked += sorted(folder.glob("global_step*/*.pt"))
+    if include_zero:
+        checked += sorted(folder.glob("global_step*/*.pt"))
     for path in checked:
         check_weight_file(path)
     return checked

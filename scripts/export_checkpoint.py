@@ -52,7 +52,7 @@ def main() -> None:
         )
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"export_checkpoint.py: error: {error}")
-    print(result.summary())
+    print(result.summary(), file=sys.stderr)  # stdout stays free for callers that parse it
 
 
 if __name__ == "__main__":

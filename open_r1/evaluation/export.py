@@ -298,7 +298,7 @@ def _load_source(
     import janus
 
     with _step(f"checking the files of {source.folder}"):
-        verify_checkpoint_files(source.folder)
+        verify_checkpoint_files(source.folder, include_zero=source.kind == "zero")
     if source.kind == "model":
         with _step(f"loading saved weights from {source.folder}"):
             return janus.load_pretrained(source.folder, dtype=dtype)

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 import janus
+from janus.checkpoint import CorruptCheckpointError
 from open_r1.evaluation.export import ExportSource, export_checkpoint, map_state_dict, resolve_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def test_cli_reports_progress_and_a_summary(tiny_janus_path, tmp_path, monkeypat
     monkeypatch.setattr("sys.argv", argv)
     with caplog.at_level("INFO", logger="open_r1.evaluation.export"):
         runpy.run_path(str(REPO / "scripts" / "export_checkpoint.py"), run_name="__main__")
-    summary = capsys.readouterr().out
+    summary = capsys.readouterr().err
     assert f"transformers {out}" in " ".join(summary.split()) and "model.safetensors" in summary
     assert "every weight reloads identically" in summary
     assert "loading saved weights" in caplog.text and "done in" in caplog.text
@@ -205,3 +206,9 @@ def test_export_real_zero3_checkpoint(zero3_checkpoint, tiny_janus, tmp_path):
     (zero3_checkpoint / "model.safetensors").unlink()
     export_checkpoint(zero3_checkpoint.parent, tmp_path / "fallback", dtype=torch.float32)
     _assert_same(_weights(tmp_path / "fallback"), original, shift=SHIFT)
+    # A truncated ZeRO shard is named before DeepSpeed's reader fails deep inside torch's zip loader.
+    shard = next((zero3_checkpoint / "global_step3").glob("*model_states.pt"))
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(CorruptCheckpointError, match=shard.name):
+        export_checkpoint(zero3_checkpoint.parent, tmp_path / "truncated", prefer="zero")
+    assert not (tmp_path / "truncated").exists()
