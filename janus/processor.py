@@ -346,15 +346,17 @@ class JanusProcessor:
 
 
 def _image_settings(folder: Path) -> tuple[Path, dict]:
-    """(file, {image_size, background_color, image_mean, image_std}) from the original preprocessor_config.json or
-    transformers' processor_config.json (`image_processor` entry); empty settings when neither exists."""
-    original = folder / "preprocessor_config.json"
-    if original.is_file():
-        return original, json.loads(original.read_text(encoding="utf-8"))
-    path = folder / "processor_config.json"
-    settings = json.loads(path.read_text(encoding="utf-8")).get("image_processor", {}) if path.is_file() else {}
-    if "size" in settings:
-        settings["image_size"] = settings["size"]["height"]
+    """(file, {image_size, background_color, image_mean, image_std}) from preprocessor_config.json (the original
+    VLMImageProcessor's or an older transformers JanusImageProcessor's) or transformers' processor_config.json
+    (`image_processor` entry); empty settings when neither exists."""
+    path = folder / "preprocessor_config.json"
+    if path.is_file():
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        path = folder / "processor_config.json"
+        settings = json.loads(path.read_text(encoding="utf-8")).get("image_processor", {}) if path.is_file() else {}
+    if isinstance(settings.get("size"), dict) and "image_size" not in settings:  # transformers: {"height", "width"}
+        settings["image_size"] = settings["size"].get("height")
     return path, settings
 
 

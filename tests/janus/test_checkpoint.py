@@ -506,3 +506,20 @@ def test_verify_checkpoint_files_checks_zero_shards(tiny_janus, tmp_path):
     shard.write_bytes(shard.read_bytes()[:-200])
     with pytest.raises(CorruptCheckpointError, match="zero_pp_rank_0_mp_rank_00_model_states.pt"):
         verify_checkpoint_files(folder)
+
+
+def test_transformers_preprocessor_config_is_read(tiny_janus, tmp_path):
+    """Conversions ship transformers' JanusImageProcessor settings (`size` dict) in preprocessor_config.json."""
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "hf")
+    settings = {
+        "image_processor_type": "JanusImageProcessor",
+        "size": {"height": 32, "width": 32},
+        "image_mean": [0.4] * 3,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings))
+    assert janus.load_pretrained(folder)[1].image_mean == (0.4, 0.4, 0.4)
+    settings["size"] = {"height": 64, "width": 64}
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match="preprocessor_config.json: image size 64 but the vision tower expects 32"):
+        janus.load_pretrained(folder)
