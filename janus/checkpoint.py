@@ -266,7 +266,7 @@ def built_vision_blocks(preset_layers: int, select_layer: int) -> int:
 def _drop_unbuilt_vision_blocks(state_dict: dict[str, torch.Tensor], blocks: int) -> dict[str, torch.Tensor]:
     """The original code ignores stored blocks past `select_layer` (HF from_pretrained drops unexpected keys)."""
     pattern = re.compile(re.escape(VISION_PREFIX) + r"blocks\.(\d+)\.")
-    unused = [k for k in state_dict if (m := pattern.match(k)) is not None and int(m[1]) >= blocks]
+    unused = {k for k in state_dict if (m := pattern.match(k)) is not None and int(m[1]) >= blocks}
     if unused:
         logger.warning(
             "Ignoring %d stored vision tensors of blocks >= %d: select_layer builds %d blocks, as in the original code.",
@@ -274,7 +274,7 @@ def _drop_unbuilt_vision_blocks(state_dict: dict[str, torch.Tensor], blocks: int
             blocks,
             blocks,
         )
-    return {k: v for k, v in state_dict.items() if k not in set(unused)}
+    return {k: v for k, v in state_dict.items() if k not in unused}
 
 
 def _vq_params(config: dict) -> dict:
