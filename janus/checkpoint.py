@@ -5,10 +5,15 @@ Formats:
 - transformers (`model_type: janus`): loaded directly.
 Weights are loaded with strict key and shape checks; nothing is ever downloaded.
 
-Extension of the original config (documented, ignored by the original DeepSeek code, used by tiny test
-checkpoints): `vision_config.params` may override the siglip preset with `width`, `layers`, `heads`,
-`patch_size`, `mlp_ratio` (`image_size` is a real original param); `gen_vision_config.params` may override
+Config semantics follow the original code: the vision tower is the `model_name` SigLIP preset at `image_size`, with
+as many blocks as `select_layer` says (deepseek-ai/Janus janus/models/siglip_vit.py `create_siglip_vit`: `<= 0` keeps
+`layers + select_layer + 1` blocks, `> 0` keeps `select_layer` blocks; CLIPVisionTower's default is -2), and the
+VQ model is always VQ-16 (the original builds it without arguments).
+Extension of the original config (documented, IGNORED by the original DeepSeek code, used by tiny test
+checkpoints): `vision_config.params` may override the siglip preset with `width`, `heads`, `patch_size`,
+`mlp_ratio` (older exports also wrote `layers`, read as the preset depth); `gen_vision_config.params` may override
 the VQ-16 defaults with `ch`, `ch_mult`, `z_channels`, `num_res_blocks`, `codebook_size`, `codebook_embed_dim`.
+`export_original` warns when a model needs these keys, since the original code would misread such a folder.
 
 Non-runtime tensors of the original format: `vision_model.vision_tower.attn_pool.*` (a SigLIP pooling head the
 original code never calls) and `gen_vision_model.quantize.codebook_used` (a training-time usage counter) have no
@@ -17,14 +22,18 @@ so an in-process original -> ours -> original round trip is complete; without th
 `codebook_used` as zeros and omits `attn_pool` (the original loader then leaves it at its random init, unused).
 """
 
+import copy
 import json
 import logging
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import (
+    GenerationConfig,
     JanusConfig,
     JanusForConditionalGeneration,
     JanusVisionConfig,
@@ -33,7 +42,18 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from janus.processor import JanusProcessor, SpecialTokens, write_original_tokenizer_files, write_processor_files
+from janus.processor import (
+    BOI_TOKEN,
+    BOS_TOKEN,
+    EOI_TOKEN,
+    EOS_TOKEN,
+    IMAGE_TOKEN,
+    PAD_TOKEN,
+    JanusProcessor,
+    SpecialTokens,
+    write_original_tokenizer_files,
+    write_processor_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +87,15 @@ VQ16_DEFAULTS = {
     "codebook_size": 16384,
     "codebook_embed_dim": 8,
 }
+DEFAULT_SELECT_LAYER = -2  # CLIPVisionTower's default when vision_config.params omits select_layer
+VISION_EXTENSION_KEYS = ("width", "heads", "patch_size", "mlp_ratio")
 CODEBOOK_USED_SIZE = 65536  # fixed size of the original VectorQuantizer usage buffer
 VISION_PREFIX = "vision_model.vision_tower."
 _EXTRA_PATTERNS = (re.compile(r"^vision_model\.vision_tower\.attn_pool\."), re.compile(r"\.quantize\.codebook_used$"))
 # Older transformers saved rotary caches; they are recomputed at runtime.
 _DROPPED_PATTERNS = (re.compile(r"\.rotary_emb\.inv_freq$"),)
 
+_JANUS_TOKENS = (BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, BOI_TOKEN, EOI_TOKEN, IMAGE_TOKEN)
 WEIGHT_FILES = (
     "model.safetensors.index.json",
     "model.safetensors",
@@ -222,10 +245,36 @@ def _vision_params(config: dict, state_dict: dict[str, torch.Tensor]) -> dict:
             f"use one of {sorted(SIGLIP_PRESETS)} (or override width/layers/heads/patch_size/mlp_ratio in params)."
         )
     merged = {**SIGLIP_PRESETS[model_name], **{k: v for k, v in params.items() if k in SIGLIP_PRESETS[model_name]}}
-    # select_layer=-1 keeps every block; the stored weights hold exactly the blocks that run.
-    blocks = {int(k.split(".")[3]) for k in state_dict if k.startswith(VISION_PREFIX + "blocks.")}
-    merged["layers"] = len(blocks) if blocks else merged["layers"]
+    merged["layers"] = built_vision_blocks(merged["layers"], int(params.get("select_layer", DEFAULT_SELECT_LAYER)))
+    stored = {int(k.split(".")[3]) for k in state_dict if k.startswith(VISION_PREFIX + "blocks.")}
+    if stored and len(stored) < merged["layers"]:
+        raise ValueError(
+            f"config.json: vision_config.params.select_layer={params.get('select_layer', DEFAULT_SELECT_LAYER)} "
+            f"builds {merged['layers']} vision blocks but the weights hold only {len(stored)}; set select_layer to "
+            f"{len(stored)} (the number of stored blocks)."
+        )
     return merged
+
+
+def built_vision_blocks(preset_layers: int, select_layer: int) -> int:
+    """Blocks the original `create_siglip_vit` builds for `select_layer` (<= 0: counted from the end; > 0: first N)."""
+    if select_layer <= 0:
+        return min(preset_layers, preset_layers + select_layer + 1)
+    return min(preset_layers, select_layer)
+
+
+def _drop_unbuilt_vision_blocks(state_dict: dict[str, torch.Tensor], blocks: int) -> dict[str, torch.Tensor]:
+    """The original code ignores stored blocks past `select_layer` (HF from_pretrained drops unexpected keys)."""
+    pattern = re.compile(re.escape(VISION_PREFIX) + r"blocks\.(\d+)\.")
+    unused = {k for k in state_dict if (m := pattern.match(k)) is not None and int(m[1]) >= blocks}
+    if unused:
+        logger.warning(
+            "Ignoring %d stored vision tensors of blocks >= %d: select_layer builds %d blocks, as in the original code.",
+            len(unused),
+            blocks,
+            blocks,
+        )
+    return {k: v for k, v in state_dict.items() if k not in unused}
 
 
 def _vq_params(config: dict) -> dict:
@@ -320,20 +369,39 @@ def _language_to_original(text: LlamaConfig, dtype_name: str) -> dict:
 
 
 def _vision_to_original(vision: JanusVisionConfig) -> dict:
-    params = {"image_size": vision.image_size, "model_name": "siglip_large_patch16_384"}
-    params |= {"select_feature": "same", "select_layer": -1}
+    """The original code's own depth setting (`select_layer`) plus extension keys, with a warning, where needed."""
     ours = {
         "width": vision.hidden_size,
-        "layers": vision.num_hidden_layers,
         "heads": vision.num_attention_heads,
         "patch_size": vision.patch_size,
         "mlp_ratio": vision.mlp_ratio,
     }
-    preset = SIGLIP_PRESETS["siglip_large_patch16_384"]
-    return params | {k: v for k, v in ours.items() if v != preset[k]}
+    name = next(
+        (n for n, p in SIGLIP_PRESETS.items() if all(p[k] == ours[k] for k in VISION_EXTENSION_KEYS)),
+        "siglip_large_patch16_384",
+    )
+    preset = SIGLIP_PRESETS[name]
+    blocks = vision.num_hidden_layers
+    # -1 = every block of the preset; N > 0 = the first N blocks (create_siglip_vit).
+    params = {"image_size": vision.image_size, "model_name": name, "select_feature": "same"}
+    params["select_layer"] = -1 if blocks == preset["layers"] else blocks
+    extension = {k: v for k, v in ours.items() if v != preset[k]}
+    if blocks > preset["layers"]:
+        extension["layers"] = blocks
+    if extension:
+        logger.warning(
+            "export_original: vision tower %s differs from every SigLIP preset of the original code; writing "
+            "extension keys %s that the original DeepSeek code IGNORES (it would build %s). Only janus.load_pretrained "
+            "reads this folder faithfully.",
+            ours | {"layers": blocks},
+            sorted(extension),
+            name,
+        )
+    return params | extension
 
 
 def _vq_to_original(vq: JanusVQVAEConfig) -> dict:
+    """VQ-16 is implicit in the original format (built without arguments); other VQ layouts get extension keys."""
     ours = {
         "ch": vq.base_channels,
         "ch_mult": list(vq.channel_multiplier),
@@ -343,7 +411,16 @@ def _vq_to_original(vq: JanusVQVAEConfig) -> dict:
         "codebook_embed_dim": vq.embed_dim,
     }
     params = {"image_token_size": vq.num_embeddings, "n_embed": vq.embed_dim}
-    return params | {k: v for k, v in ours.items() if v != VQ16_DEFAULTS[k]}
+    extension = {k: v for k, v in ours.items() if v != VQ16_DEFAULTS[k]}
+    if extension:
+        logger.warning(
+            "export_original: the VQ model %s is not VQ-16; the original DeepSeek code always builds VQ-16 and "
+            "IGNORES the extension keys %s written to gen_vision_config.params (image generation and decoding "
+            "would break there). Only janus.load_pretrained reads this folder faithfully.",
+            ours,
+            sorted(extension),
+        )
+    return params | extension
 
 
 def config_to_original(config: JanusConfig, dtype: torch.dtype) -> dict:
@@ -389,13 +466,85 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated download or interrupted save)."""
+
+
+def _corrupt(path: Path, reason: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f"{path}: {reason}. The file is truncated or corrupt (interrupted download, copy or save): download or copy "
+        "it again, or re-save/re-export the checkpoint (a training checkpoint-N can be skipped by resuming from an "
+        "earlier one)."
+    )
+
+
 def _load_weight_file(path: Path) -> dict[str, torch.Tensor]:
+    check_weight_file(path)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        try:  # mmap avoids a second copy of multi-GB files; legacy (non-zip) pickles cannot be mapped
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise _corrupt(path, f"cannot be read ({type(error).__name__}: {error})") from error
+
+
+def check_weight_file(path: Path) -> None:
+    """Cheap structural check without reading the tensors: the safetensors header's data fits in the file, or the
+    torch zip archive's central directory (written last) is present. Raises `CorruptCheckpointError`."""
+    size = path.stat().st_size
     if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:  # mmap avoids a second copy of multi-GB files; legacy (non-zip) pickles cannot be mapped
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise _corrupt(path, f"only {size} bytes, shorter than a safetensors header")
+            header_len = int.from_bytes(head, "little")
+            if header_len > size - 8:
+                raise _corrupt(path, f"header claims {header_len} bytes but the file has {size}")
+            try:
+                header = json.loads(handle.read(header_len))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise _corrupt(path, f"unreadable safetensors header ({error})") from error
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + header_len + end > size:
+            raise _corrupt(path, f"tensors end at byte {8 + header_len + end} but the file has only {size} bytes")
+    elif size == 0 or (_looks_like_zip(path) and not zipfile.is_zipfile(path)):
+        raise _corrupt(path, f"incomplete archive ({size} bytes, no zip central directory)")
+
+
+def _looks_like_zip(path: Path) -> bool:
+    """torch.save writes zip archives (magic PK); a zip whose end record is missing was cut short."""
+    with path.open("rb") as handle:
+        return handle.read(2) == b"PK"
+
+
+def verify_checkpoint_files(folder: str | Path, include_zero: bool = True) -> list[Path]:
+    """Check every weight file of a checkpoint folder before loading it: the model weights (single file or all
+    shards of an index) and, with `include_zero`, DeepSpeed's `global_step*/*.pt` shards (what a resume reads).
+    Returns the checked files; raises `CorruptCheckpointError` / `FileNotFoundError` naming the first bad file and
+    the fix. Reads headers and zip directories only (seconds even for 7B checkpoints)."""
+    folder = Path(folder)
+    checked = []
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if name.endswith(".index.json"):
+            shards = sorted(set(_read_json(path)["weight_map"].values()))
+            missing = [s for s in shards if not (folder / s).is_file()]
+            if missing:
+                raise FileNotFoundError(f"{folder / missing[0]} (listed in {path}) not found; re-download the shard.")
+            checked += [folder / s for s in shards]
+        else:
+            checked.append(path)
+        break  # read_state_dict uses the first format present
+    if include_zero:
+        checked += sorted(folder.glob("global_step*/*.pt"))
+    for path in checked:
+        check_weight_file(path)
+    return checked
 
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
@@ -417,7 +566,11 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
-    """Load `tokenizer.json` as-is (a class-specific tokenizer may rebuild it from vocab/merges in transformers 5)."""
+    """Load `tokenizer.json` as-is (a class-specific tokenizer may rebuild it from vocab/merges in transformers 5).
+
+    Every special token named in special_tokens_map.json / tokenizer_config.json must already be in tokenizer.json:
+    otherwise it would be appended as a new token and the ids of the Janus tokens after it would shift.
+    """
     folder = Path(folder)
     path = folder / "tokenizer.json"
     if not path.is_file():
@@ -426,9 +579,47 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
     for name in ("special_tokens_map.json", "tokenizer_config.json"):
         if (folder / name).is_file():
             for key, value in _read_json(folder / name).items():
-                if key in ("bos_token", "eos_token", "pad_token", "unk_token"):
+                if key in ("bos_token", "eos_token", "pad_token", "unk_token") and value is not None:
                     special.setdefault(key, value["content"] if isinstance(value, dict) else value)
-    return PreTrainedTokenizerFast(tokenizer_file=str(path), **special)
+    stored = _stored_token_ids(path)
+    absent = {key: token for key, token in special.items() if token not in stored}
+    if absent:
+        raise ValueError(
+            f"{path} lacks the special token(s) {absent} named in special_tokens_map.json/tokenizer_config.json; "
+            "loading would add them as new tokens and shift the ids the model was trained with. Use the "
+            "checkpoint's original tokenizer.json (or remove the entries from the special-tokens files)."
+        )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path), **special)
+    vocab = tokenizer.get_vocab()
+    shifted = {t: (i, vocab.get(t)) for t, i in stored.items() if t in _JANUS_TOKENS and vocab.get(t) != i}
+    if shifted:
+        raise ValueError(f"{path}: special token ids changed on loading (file id, loaded id): {shifted}.")
+    return tokenizer
+
+
+def _stored_token_ids(path: Path) -> dict[str, int]:
+    """Token -> id as written in tokenizer.json (model vocab plus added tokens)."""
+    raw = _read_json(path)
+    vocab = (raw.get("model") or {}).get("vocab")
+    ids = dict(vocab) if isinstance(vocab, dict) else {}  # BPE/WordPiece: dict; Unigram: list of pairs
+    return ids | {t["content"]: t["id"] for t in raw.get("added_tokens", [])}
+
+
+def _check_special_ids(config_dict: dict, special: SpecialTokens, source: Path) -> None:
+    """Ids recorded in a transformers-format config.json must match the tokenizer (a swapped tokenizer shifts them)."""
+    text = config_dict.get("text_config", {}) or {}
+    # bos/eos are not compared: Llama's defaults (1/2) may be stored by conversions that never set them.
+    recorded = {
+        "image_token_id": (config_dict.get("image_token_id"), special.image_id),
+        "pad_token_id": (text.get("pad_token_id", config_dict.get("pad_token_id")), special.pad_id),
+    }
+    wrong = {k: v for k, v in recorded.items() if v[0] is not None and v[0] != v[1]}
+    if wrong:
+        raise ValueError(
+            f"{source / 'config.json'} and {source / 'tokenizer.json'} disagree on special token ids "
+            f"(config, tokenizer): {wrong}; the tokenizer does not belong to these weights: restore the "
+            "checkpoint's own tokenizer.json."
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -478,13 +669,39 @@ def _set_generation_ids(model: JanusForConditionalGeneration, special: SpecialTo
         cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = special.bos_id, special.eos_id, special.pad_id
 
 
+DTYPE_NAMES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype, one of DTYPE_NAMES ("bf16", "float16", ...), or None / "auto" (keep the stored dtype)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).lower().removeprefix("torch.")
+    if name == "auto":
+        return None
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype={dtype!r} is not supported; use a torch.dtype, 'auto' or one of {list(DTYPE_NAMES)}.")
+    return DTYPE_NAMES[name]
+
+
 def load_pretrained(
-    path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device | None = None
+    path: str | Path, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None
 ) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
     """Load a local Janus-Pro folder (original `multi_modality` or transformers `janus`) -> (model in eval, processor).
 
-    `dtype=None` keeps the stored dtype of the weights; `device=None` leaves the model on CPU.
+    `dtype=None`/"auto" keeps the stored dtype of the weights ("bf16", "float16", ... are accepted, see
+    `resolve_dtype`); `device=None` leaves the model on CPU.
     """
+    dtype = resolve_dtype(dtype)
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"Checkpoint folder {folder} does not exist; pass a local Janus-Pro folder.")
@@ -492,14 +709,21 @@ def load_pretrained(
     tokenizer = load_tokenizer(folder)
     special = SpecialTokens.from_tokenizer(tokenizer)
     model_type = config_dict.get("model_type")
+    if model_type == TRANSFORMERS_MODEL_TYPE:
+        _check_special_ids(config_dict, special, folder)
     state_dict = read_state_dict(folder)
     extras = {}
     if model_type == ORIGINAL_MODEL_TYPE:
         config = config_from_original(config_dict, state_dict, special.image_id)
+        state_dict = _drop_unbuilt_vision_blocks(state_dict, config.vision_config.num_hidden_layers)
         state_dict, extras = original_to_transformers_state_dict(state_dict)
     elif model_type == TRANSFORMERS_MODEL_TYPE:
         config = JanusConfig.from_dict(config_dict)
         config.image_token_id = special.image_id
+        if "lm_head.weight" in state_dict:
+            # Janus-Pro's head is untied; conversions without `tie_word_embeddings` would default to tied, and a
+            # later tie_weights() would silently replace the stored head with the input embeddings.
+            config.tie_word_embeddings = config.text_config.tie_word_embeddings = False
     else:
         raise ValueError(
             f"{folder / 'config.json'}: model_type={model_type!r} is not a Janus checkpoint; expected "
@@ -523,7 +747,10 @@ def save_pretrained(
     out_dir: str | Path,
     state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Save in the transformers format (safetensors + config + tokenizer + processor settings).
+    """Save a complete transformers-format folder: safetensors weights, config.json, generation_config.json (what
+    `generate(..., generation_mode="image")` reads), and transformers' JanusProcessor files (tokenizer with the Janus
+    special tokens, image processor, Janus-Pro chat template). Loads with `janus.load_pretrained` and with
+    `transformers.AutoProcessor` / `JanusForConditionalGeneration.from_pretrained`.
 
     `state_dict` overrides the model's own weights, e.g. the full weights DeepSpeed ZeRO-3 gathers on save (the
     model's own parameters are shape-[0] shards there).
@@ -531,11 +758,25 @@ def save_pretrained(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(out)
+    image_generation_config(model.generation_config, processor.special).save_pretrained(out)
     state_dict = model.state_dict() if state_dict is None else state_dict
     state_dict = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     save_file(state_dict, str(out / "model.safetensors"), metadata={"format": "pt"})
     processor.save_pretrained(out)
     return out
+
+
+def image_generation_config(
+    base: GenerationConfig, special: SpecialTokens, cfg_weight: float = 5.0
+) -> GenerationConfig:
+    """`base` plus what transformers' Janus image generation reads: special ids, the boi id (generation_kwargs)
+    and the Janus-Pro CFG default (guidance_scale 5; the image token count comes from the vision config)."""
+    config = copy.deepcopy(base)
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = special.bos_id, special.eos_id, special.pad_id
+    config.guidance_scale = cfg_weight
+    config._from_model_config = False  # else from_pretrained rebuilds it from config.json and drops generation_kwargs
+    config.generation_kwargs = {**(getattr(config, "generation_kwargs", None) or {}), "boi_token_id": special.boi_id}
+    return config
 
 
 def export_original(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import torchvision.transforms.functional as TF
+import transformers
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from transformers import JanusConfig, PreTrainedTokenizerFast
@@ -34,6 +35,37 @@ EOI_TOKEN = "<end_of_image>"
 IMAGE_TOKEN = "<image_placeholder>"
 BACKGROUND_COLOR = (127, 127, 127)
 MIN_SIZE = 14  # smallest resized side in the original VLMImageProcessor
+
+
+# Janus-Pro "deepseek" template for transformers' apply_chat_template (same text as `format_conversation`): content is
+# a string or a list of {"type": "image"} / {"type": "text", "text": ...} parts joined by "\n". Like the original
+# VLChatProcessor, a conversation with an image and no system message gets DEFAULT_SYSTEM_PROMPT; text-only
+# conversations (text-to-image prompts) get none, as in the original generation scripts.
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(text='', has_image=false, has_system=false) -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is not string -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{%- set ns.has_image = true -%}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- if message['role'] == 'system' -%}{%- set ns.has_system = true -%}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if ns.has_image and not ns.has_system -%}{%- set ns.text = '" + DEFAULT_SYSTEM_PROMPT + "\n\n' -%}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{%- set content = message['content'] -%}"
+    "{%- else -%}{%- set parts = namespace(items=[]) -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{%- set parts.items = parts.items + ['" + IMAGE_TOKEN + "'] -%}"
+    "{%- elif part['type'] == 'text' -%}{%- set parts.items = parts.items + [part['text']] -%}{%- endif -%}"
+    "{%- endfor -%}{%- set content = parts.items | join('\n') -%}{%- endif -%}"
+    "{%- if message['role'] == 'system' -%}{%- set ns.text = ns.text + (content | trim) + '\n\n' -%}"
+    "{%- elif message['role'] == 'user' -%}"
+    "{%- set ns.text = ns.text + '" + USER_ROLE + ": ' + (content | trim) + '\n\n' -%}"
+    "{%- else -%}{%- set ns.text = ns.text + '" + ASSISTANT_ROLE + ": ' + (content | trim) + '" + EOS_TOKEN + "' -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{%- set ns.text = ns.text + '" + ASSISTANT_ROLE + ":' -%}{%- endif -%}"
+    "{{- bos_token + (ns.text | trim) -}}"
+)
 
 
 # Janus-Pro normalises understanding images with mean = std = 0.5 per channel, i.e. pixels in [-1, 1].
@@ -153,31 +185,56 @@ class JanusProcessor:
     def from_folder(
         cls, folder: str | Path, tokenizer: PreTrainedTokenizerFast, config: JanusConfig
     ) -> "JanusProcessor":
-        """Build from a checkpoint folder's preprocessor_config.json and the model config (`JanusConfig`)."""
+        """Build from a checkpoint folder's image settings (either format) and the model config (`JanusConfig`)."""
         vision = config.vision_config
         image_size, num_image_tokens = vision.image_size, vision.num_image_tokens
-        path = Path(folder) / "preprocessor_config.json"
-        settings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        path, settings = _image_settings(Path(folder))
         if settings.get("image_size", image_size) != image_size:
             raise ValueError(
-                f"{path}: image_size={settings['image_size']} but the vision tower expects {image_size}; "
-                "fix image_size in preprocessor_config.json."
+                f"{path}: image size {settings['image_size']} but the vision tower expects {image_size}; "
+                "fix the image size in that file."
             )
         return cls(
             tokenizer,
             image_size=image_size,
             num_image_tokens=num_image_tokens,
-            background_color=tuple(settings.get("background_color", BACKGROUND_COLOR)),
+            background_color=tuple(settings.get("background_color") or BACKGROUND_COLOR),
             image_mean=tuple(settings.get("image_mean", JANUS_MEAN_STD)),
             image_std=tuple(settings.get("image_std", JANUS_MEAN_STD)),
         )
 
     def save_pretrained(self, out_dir: str | Path) -> None:
-        """Write tokenizer files plus processor_config.json / preprocessor_config.json (original key names)."""
-        out = Path(out_dir)
-        self.tokenizer.save_pretrained(out)
-        write_processor_files(
-            out, self.image_size, self.num_image_tokens, self.background_color, self.image_mean, self.image_std
+        """Write transformers' Janus processor files: tokenizer (with image_token/boi_token/eoi_token),
+        JanusImageProcessor and JanusProcessor settings in processor_config.json, chat_template.jinja."""
+        self.to_transformers().save_pretrained(str(out_dir))
+
+    def to_transformers(self) -> "transformers.JanusProcessor":
+        """The equivalent `transformers.JanusProcessor` (same tokenizer, image settings and Janus-Pro template)."""
+        from transformers import JanusImageProcessor
+        from transformers import JanusProcessor as TransformersJanusProcessor
+
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=self.tokenizer.backend_tokenizer,
+            bos_token=BOS_TOKEN,
+            eos_token=EOS_TOKEN,
+            pad_token=PAD_TOKEN,
+            # Named extra tokens become tokenizer attributes, which transformers' JanusProcessor reads.
+            extra_special_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI_TOKEN, "eoi_token": EOI_TOKEN},
+            model_max_length=self.tokenizer.model_max_length,
+            padding_side="left",
+        )
+        image_processor = JanusImageProcessor(
+            size={"height": self.image_size, "width": self.image_size},
+            image_mean=list(self.image_mean),
+            image_std=list(self.image_std),
+            min_size=MIN_SIZE,
+        )
+        image_processor.background_color = self.background_color
+        return TransformersJanusProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            chat_template=CHAT_TEMPLATE,
+            num_image_tokens=self.num_image_tokens,
         )
 
     # ------------------------------------------------------------------ prompts
@@ -288,6 +345,21 @@ class JanusProcessor:
         canvas[:] = torch.tensor(self.background_color, dtype=x.dtype).view(1, 3, 1, 1) / 255.0
         canvas[:, :, top : top + size[0], left : left + size[1]] = x
         return self._normalize(canvas).to(images.dtype)
+
+
+def _image_settings(folder: Path) -> tuple[Path, dict]:
+    """(file, {image_size, background_color, image_mean, image_std}) from preprocessor_config.json (the original
+    VLMImageProcessor's or an older transformers JanusImageProcessor's) or transformers' processor_config.json
+    (`image_processor` entry); empty settings when neither exists."""
+    path = folder / "preprocessor_config.json"
+    if path.is_file():
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        path = folder / "processor_config.json"
+        settings = json.loads(path.read_text(encoding="utf-8")).get("image_processor", {}) if path.is_file() else {}
+    if isinstance(settings.get("size"), dict) and "image_size" not in settings:  # transformers: {"height", "width"}
+        settings["image_size"] = settings["size"].get("height")
+    return path, settings
 
 
 def write_processor_files(

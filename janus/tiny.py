@@ -90,14 +90,14 @@ def tiny_config(vocab_size: int) -> dict:
         "vision_config": {
             "cls": "CLIPVisionTower",
             "model_type": "vision",
-            # image_size/select_* are real original params; width..mlp_ratio override the siglip preset.
+            # image_size/select_* are real original params (select_layer 2 = the first 2 blocks, the original
+            # code's own truncation); width/heads/patch_size/mlp_ratio are extension keys shrinking the preset.
             "params": {
                 "image_size": 32,
                 "model_name": "siglip_large_patch16_384",
                 "select_feature": "same",
-                "select_layer": -1,
+                "select_layer": 2,
                 "width": 32,
-                "layers": 2,
                 "heads": 2,
                 "patch_size": 8,
                 "mlp_ratio": 4,
@@ -147,7 +147,10 @@ def _vision_shapes(p: dict) -> dict[str, tuple[int, ...]]:
         pre + "patch_embed.proj.weight": (width, 3, p["patch_size"], p["patch_size"]),
         pre + "patch_embed.proj.bias": (width,),
     }
-    for i in range(p["layers"]):
+    # Blocks the original create_siglip_vit builds (preset depth 24 unless given; select_layer <= 0 counts from
+    # the end), spelled out independently of the converter.
+    depth, select = p.get("layers", 24), p["select_layer"]
+    for i in range(min(depth, depth + select + 1) if select <= 0 else min(depth, select)):
         b = f"{pre}blocks.{i}."
         shapes |= {
             b + "norm1.weight": (width,),

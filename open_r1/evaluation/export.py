@@ -8,20 +8,28 @@ Sources, found by `resolve_source`:
   DeepSpeed's `get_fp32_state_dict_from_zero_checkpoint` and mapped onto the `JanusForConditionalGeneration`
   state dict (wrapper prefixes such as "module." stripped); config and tokenizer come from the checkpoint folder,
   its parent, or `base_model`.
+
+Targets are never half-written: everything is written to a temporary sibling folder, verified there, then moved
+into place. A non-empty target is refused unless `overwrite=True`, which first removes every previous weight and
+index file there (a stale shard index would otherwise be loaded instead of the new weights).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from open_r1.evaluation.common import DTYPES
+from janus.checkpoint import resolve_dtype, verify_checkpoint_files
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -76,6 +84,11 @@ def resolve_source(path: str | Path, step: int | None = None, prefer: str = "aut
     if not path.is_dir():
         raise ValueError(f"{path} is not a folder; pass a training output dir, checkpoint-N/ or a saved model.")
     if path.name.startswith("global_step") and any(path.glob("*model_states.pt")):
+        if prefer == "model":
+            raise ValueError(
+                f"{path} holds DeepSpeed ZeRO shards, not saved model weights, but --source model was asked; pass "
+                f"its checkpoint folder {path.parent} (saved weights) or use --source zero / auto for these shards."
+            )
         return ExportSource("zero", path.parent, path.name)
 
     def usable(folder: Path) -> bool:
@@ -168,6 +181,7 @@ def _skeleton(
         model, processor = janus.load_pretrained(config_dir, dtype=dtype)
         return model, processor, False
     config = JanusConfig.from_pretrained(config_dir)  # transformers-format config.json (what the trainer saves)
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = False  # the shards hold their own lm_head
     config.image_token_id = janus.SpecialTokens.from_tokenizer(load_tokenizer(config_dir)).image_id
     with init_empty_weights(include_buffers=False):  # no random init: every weight comes from the checkpoint
         model = JanusForConditionalGeneration(config)
@@ -177,9 +191,10 @@ def _skeleton(
 
 def _default_dtype(model: JanusForConditionalGeneration) -> torch.dtype:
     stored = getattr(model.config, "dtype", None)
-    if isinstance(stored, torch.dtype):
-        return stored
-    return DTYPES.get(str(stored), torch.float32)
+    try:
+        return resolve_dtype(stored) or torch.float32
+    except ValueError:
+        return torch.float32
 
 
 def model_from_zero(
@@ -195,6 +210,102 @@ def model_from_zero(
     return model.eval(), processor
 
 
+@dataclass
+class ExportResult:
+    """What an export wrote where (for the CLI's closing summary)."""
+
+    source: ExportSource
+    folders: dict[str, Path]  # "transformers" / "original" -> folder
+    files: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # same keys -> [(file name, bytes)]
+    verified: bool = False
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"Exported {self.source.kind} weights from {self.source.folder}"
+            + (f" ({self.source.tag})" if self.source.tag else "")
+        ]
+        for kind, folder in self.folders.items():
+            size = sum(n for _, n in self.files.get(kind, []))
+            names = ", ".join(name for name, _ in self.files.get(kind, []))
+            lines.append(f"  {kind:<12} {folder}  ({size / 2**20:.1f} MiB: {names})")
+        lines.append(f"  verified: {'every weight reloads identically' if self.verified else 'skipped (--no_verify)'}")
+        lines.append(f"  took {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+@contextmanager
+def _step(message: str) -> Iterator[None]:
+    """Log a long step when it starts and when it ends, with its duration (progress for multi-minute exports)."""
+    logger.info("%s ...", message)
+    start = time.perf_counter()
+    yield
+    logger.info("%s: done in %.1fs", message, time.perf_counter() - start)
+
+
+def _inside(a: Path, b: Path) -> bool:
+    return a == b or b in a.parents
+
+
+def check_targets(targets: dict[str, Path], source: Path, overwrite: bool) -> None:
+    """Refuse targets that collide with each other or the source, and non-empty ones without `overwrite`."""
+    resolved = {kind: folder.resolve() for kind, folder in targets.items()}
+    if len(set(resolved.values())) < len(resolved):
+        raise ValueError(
+            f"--out_dir and --original_dir are the same folder ({next(iter(resolved.values()))}); the two formats "
+            "need separate folders: pass a different --original_dir."
+        )
+    for kind, folder in resolved.items():
+        if _inside(folder, source.resolve()) or _inside(source.resolve(), folder):
+            raise ValueError(f"{kind} target {folder} overlaps the source {source}; export into a separate folder.")
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{kind} target {folder} exists and is not a folder; pass a folder path.")
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise ValueError(
+                f"{kind} target {folder} is not empty ({', '.join(sorted(p.name for p in folder.iterdir())[:5])}); "
+                "pass a new or empty folder, or --overwrite to replace its weights, configs and tokenizer files."
+            )
+
+
+def _is_weight_file(path: Path) -> bool:
+    return path.suffix in (".safetensors", ".bin") or path.name.endswith(".index.json")
+
+
+def _install(staged: Path, target: Path) -> None:
+    """Move a finished, verified export into `target`: a rename when the target is new or empty; otherwise (only
+    with overwrite) remove every previous weight/index file and the files being replaced, then move the new files."""
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(target)
+        return
+    for old in target.iterdir():
+        if old.is_file() and (_is_weight_file(old) or (staged / old.name).exists()):
+            old.unlink()
+    for new in staged.iterdir():
+        new.rename(target / new.name)
+    staged.rmdir()
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    return [(p.name, p.stat().st_size) for p in sorted(folder.iterdir()) if p.is_file()]
+
+
+def _load_source(
+    source: ExportSource, base_model: Path | None, dtype: torch.dtype | None
+) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
+    import janus
+
+    with _step(f"checking the files of {source.folder}"):
+        verify_checkpoint_files(source.folder, include_zero=source.kind == "zero")
+    if source.kind == "model":
+        with _step(f"loading saved weights from {source.folder}"):
+            return janus.load_pretrained(source.folder, dtype=dtype)
+    with _step(f"consolidating ZeRO shards of {source.folder / str(source.tag)} (fp32, all ranks)"):
+        return model_from_zero(source, base_model, dtype)
+
+
 def export_checkpoint(
     path: str | Path,
     out_dir: str | Path,
@@ -203,26 +314,45 @@ def export_checkpoint(
     original_dir: str | Path | None = None,
     step: int | None = None,
     prefer: str = "auto",
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     verify: bool = True,
-) -> Path:
-    """Export the weights found under `path` to `out_dir` (transformers format) and optionally `original_dir`."""
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export the weights found under `path` to `out_dir` (transformers format) and optionally `original_dir`.
+
+    Targets are checked before anything loads, written to temporary folders, verified (reloaded and compared)
+    there and only then moved into place, so a failure leaves the targets as they were.
+    """
     import janus
 
+    start = time.perf_counter()
+    dtype = resolve_dtype(dtype)
     source = resolve_source(path, step, prefer)
-    logger.info("exporting %s weights from %s (tag %s)", source.kind, source.folder, source.tag)
-    if source.kind == "model":
-        model, processor = janus.load_pretrained(source.folder, dtype=dtype)
-    else:
-        model, processor = model_from_zero(source, Path(base_model) if base_model else None, dtype)
-    out = janus.save_pretrained(model, processor, out_dir)
-    if original_dir is not None:
-        janus.export_original(model, processor.tokenizer, original_dir)
-    if verify:
-        _verify(model, out)
-        if original_dir is not None:
-            _verify(model, Path(original_dir))
-    return out
+    targets = {"transformers": Path(out_dir)} | ({"original": Path(original_dir)} if original_dir else {})
+    check_targets(targets, source.folder, overwrite)
+    model, processor = _load_source(source, Path(base_model) if base_model else None, dtype)
+    staged: dict[str, Path] = {}
+    try:
+        for kind, target in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged[kind] = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+            with _step(f"writing the {kind} format"):
+                if kind == "transformers":
+                    janus.save_pretrained(model, processor, staged[kind])
+                else:
+                    janus.export_original(model, processor.tokenizer, staged[kind])
+            if verify:
+                with _step(f"verifying the {kind} export (reload and compare every weight)"):
+                    _verify(model, staged[kind])
+        result = ExportResult(source, targets, verified=verify)
+        for kind, target in targets.items():
+            result.files[kind] = _listing(staged[kind])
+            _install(staged.pop(kind), target)
+    finally:
+        for folder in staged.values():
+            shutil.rmtree(folder, ignore_errors=True)
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def _verify(model: JanusForConditionalGeneration, folder: Path) -> None:

@@ -42,6 +42,7 @@ from open_r1.trainer.lora import (
     lora_scaling,
     merge_lora_state_dict,
 )
+from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid, use_progress_lines
 from open_r1.trainer.rollout import TASKS, frac_zero_std, nan_mean_std, pad_right, pair_rows, score_task
 
@@ -497,6 +498,14 @@ class PairGRPOTrainer(GRPOTrainer):
             state_dict = merge_lora_state_dict(state_dict, lora_scaling(self.peft_config))
         janus.save_pretrained(model, self.processor, out, state_dict=state_dict)
         torch.save(self.args, out / "training_args.bin")
+
+    def create_model_card(
+        self, model_name: str | None = None, dataset_name: str | None = None, tags: str | list[str] | None = None
+    ) -> None:
+        """README.md naming the base model, method, data, recipe, hyperparameters, rewards and usage (instead of TRL's
+        generic card); `dataset_name` is the training data file when the launch command does not show it."""
+        if self.is_world_process_zero():
+            write_model_card_for_save(self, model_name or Path(self.args.output_dir).name, dataset_name)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """With LoRA, resume the adapters from `adapter_model.safetensors`: the checkpoint's model file is merged."""

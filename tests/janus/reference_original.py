@@ -4,7 +4,12 @@ The original package cannot be installed here, so this rebuilds its runtime path
 timm's `VisionTransformer` (what the original siglip_vit wraps: no class token, MAP pool unused, fused qkv with bias,
 LayerNorm eps 1e-6, exact GELU, output = final norm), `MlpProjector` as Sequential(Linear, GELU, Linear),
 transformers' `LlamaForCausalLM`, the gen head and gen embedding, and an independent LlamaGen-style VQ decoder.
-Weights are loaded with strict key checks, so a wrong original key name fails here, not silently.
+Config semantics are the original's: sizes come from the preset tables (`SIGLIP_MODEL_CONFIG[model_name]`, VQ-16's
+arguments), never from extra `params` keys; the vision depth comes from `select_layer` (create_siglip_vit);
+`image_size` defaults to CLIPVisionTower's 336. Tiny test checkpoints shrink the presets, so tests pass patched tables
+(`tiny_tables`), which is what running the original code on them would take. Every weight the original uses must
+be present (a missing key would be random-initialised there, the failure this catches); like HF's from_pretrained,
+unused stored keys are ignored.
 """
 
 import torch
@@ -13,8 +18,34 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-SIGLIP_LARGE = {"width": 1024, "layers": 24, "heads": 16, "patch_size": 16, "mlp_ratio": 4, "image_size": 384}
-VQ16 = {"ch": 128, "ch_mult": [1, 1, 2, 2, 4], "z_channels": 256, "num_res_blocks": 2}
+SIGLIP_MODEL_CONFIG = {
+    "siglip_large_patch16_384": {"width": 1024, "layers": 24, "heads": 16, "patch_size": 16, "mlp_ratio": 4}
+}
+VQ16 = {
+    "codebook_size": 16384,
+    "codebook_embed_dim": 8,
+    "ch": 128,
+    "ch_mult": [1, 1, 2, 2, 4],
+    "z_channels": 256,
+    "num_res_blocks": 2,
+}
+UNUSED_AT_RUNTIME = ("attn_pool.",)  # the MAP head: built by timm, never called; the original leaves it random
+
+
+def tiny_tables(config: dict) -> tuple[dict, dict]:
+    """(SigLIP preset table, VQ arguments) with the named preset shrunk to the checkpoint's extension sizes."""
+    params = config["vision_config"]["params"]
+    preset = SIGLIP_MODEL_CONFIG["siglip_large_patch16_384"]
+    shrunk = {k: params.get(k, v) for k, v in preset.items() if k != "layers"} | {"layers": preset["layers"]}
+    vq = {k: config["gen_vision_config"]["params"].get(k, v) for k, v in VQ16.items()}
+    return {params["model_name"]: shrunk}, vq
+
+
+def original_vision_depth(preset_layers: int, select_layer: int) -> int:
+    """create_siglip_vit: select_layer <= 0 counts from the end, > 0 keeps the first select_layer blocks."""
+    if select_layer <= 0:
+        return min(preset_layers, preset_layers + select_layer + 1)
+    return min(preset_layers, select_layer)
 
 
 def _swish(x: torch.Tensor) -> torch.Tensor:
@@ -103,22 +134,34 @@ def _mlp(d_in: int, d_out: int) -> nn.Sequential:
 
 
 def _load_prefixed(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str) -> None:
-    """Strict load of every `prefix*` tensor into `module` (missing or extra keys raise)."""
+    """Load every `prefix*` tensor into `module`; a missing runtime weight raises, unused stored keys are ignored."""
     sub = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    module.load_state_dict(sub, strict=True)
+    missing = [
+        k for k in module.load_state_dict(sub, strict=False).missing_keys if not k.startswith(UNUSED_AT_RUNTIME)
+    ]
+    if missing:
+        raise KeyError(f"weights missing for the original {prefix!r} module (random init there): {missing[:6]}")
 
 
 class OriginalJanus(nn.Module):
     """Original Janus-Pro runtime path (understanding, generation head, VQ decode) on an original state dict."""
 
-    def __init__(self, config: dict, state_dict: dict[str, torch.Tensor]):
+    def __init__(
+        self,
+        config: dict,
+        state_dict: dict[str, torch.Tensor],
+        siglip_presets: dict | None = None,
+        vq_args: dict | None = None,
+    ):
         super().__init__()
-        vp = {**SIGLIP_LARGE, **config["vision_config"]["params"]}
+        params = config["vision_config"]["params"]
+        preset = (siglip_presets or SIGLIP_MODEL_CONFIG)[params["model_name"]]
+        vp = {**preset, "image_size": params.get("image_size", 336)}
         self.vision = VisionTransformer(
             img_size=vp["image_size"],
             patch_size=vp["patch_size"],
             embed_dim=vp["width"],
-            depth=vp["layers"],
+            depth=original_vision_depth(preset["layers"], params.get("select_layer", -2)),
             num_heads=vp["heads"],
             mlp_ratio=vp["mlp_ratio"],
             class_token=False,
@@ -136,8 +179,8 @@ class OriginalJanus(nn.Module):
             nn.GELU(),
             nn.Linear(head["image_token_embed"], head["image_token_size"]),
         )
-        vq = {**VQ16, **gen}
-        self.codebook = nn.Parameter(torch.empty(gen.get("codebook_size", 16384), gen.get("codebook_embed_dim", 8)))
+        vq = vq_args or VQ16  # VQ_16() is built without arguments: gen_vision_config.params play no part
+        self.codebook = nn.Parameter(torch.empty(vq["codebook_size"], vq["codebook_embed_dim"]))
         self.post_quant_conv = nn.Conv2d(self.codebook.shape[1], vq["z_channels"], 1)
         self.decoder = VQDecoder(vq["ch"], vq["ch_mult"], vq["z_channels"], vq["num_res_blocks"])
         language = LlamaConfig(**{k: v for k, v in config["language_config"].items() if k != "torch_dtype"})

@@ -8,19 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import init_empty_weights
-from reference_original import OriginalJanus
+from reference_original import OriginalJanus, tiny_tables
 from safetensors.torch import save_file
 from transformers import JanusForConditionalGeneration
+from transformers_folder import assert_transformers_folder_works
 
 import janus
 from janus.checkpoint import (
     SIGLIP_PRESETS,
     VQ16_DEFAULTS,
+    CorruptCheckpointError,
     _check_keys,
     config_from_original,
+    config_to_original,
     original_to_transformers_state_dict,
     read_state_dict,
     transformers_to_original_state_dict,
+    verify_checkpoint_files,
 )
 from janus.tiny import original_param_shapes
 
@@ -36,7 +40,7 @@ def original(tiny_janus_path):
 
 @pytest.fixture(scope="module")
 def reference(original):
-    return OriginalJanus(*original)
+    return OriginalJanus(*original, *tiny_tables(original[0]))
 
 
 def _understanding_batch(processor):
@@ -324,3 +328,198 @@ def test_unknown_original_keys_raise(original):
     _, state_dict = original
     with pytest.raises(ValueError, match="not_a_janus_key"):
         original_to_transformers_state_dict({**state_dict, "not_a_janus_key": torch.zeros(1)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The original code's own config semantics (issue 13): select_layer, presets, VQ-16.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _exported_reference(folder: Path) -> OriginalJanus:
+    """The ORIGINAL path on an exported folder: its config.json read with the original's semantics."""
+    config = json.loads((folder / "config.json").read_text())
+    return OriginalJanus(config, read_state_dict(folder), *tiny_tables(config))
+
+
+def test_export_writes_select_layer_and_the_original_path_matches(tiny_janus, tmp_path, caplog):
+    model, processor = tiny_janus
+    assert model.config.vision_config.num_hidden_layers == 2  # the tiny tower is truncated by select_layer: 2
+    with caplog.at_level("WARNING", logger="janus.checkpoint"):
+        out = janus.export_original(model, processor.tokenizer, tmp_path / "orig")
+    params = json.loads((out / "config.json").read_text())["vision_config"]["params"]
+    assert params["select_layer"] == 2 and "layers" not in params
+    # The tiny sizes need extension keys the original ignores: the export says so for the vision tower and the VQ.
+    warned = caplog.text
+    assert "IGNORES" in warned and "'width'" in warned and "not VQ-16" in warned and "'ch_mult'" in warned
+    batch = _understanding_batch(processor)
+    with torch.no_grad():
+        ours = model(**vars(batch)).logits
+    ref = _exported_reference(out).understanding_logits(
+        batch.input_ids, batch.attention_mask, batch.pixel_values, processor.special.image_id
+    )
+    mask = batch.attention_mask.bool()
+    torch.testing.assert_close(ours[mask], ref[mask], atol=ATOL, rtol=1e-4)
+
+
+def test_old_layers_extension_is_what_the_original_misreads(tiny_janus, tmp_path):
+    """The previous export (select_layer -1 + `layers: 2`) makes the original build the full preset depth."""
+    model, processor = tiny_janus
+    out = janus.export_original(model, processor.tokenizer, tmp_path / "orig")
+    config = json.loads((out / "config.json").read_text())
+    config["vision_config"]["params"] |= {"select_layer": -1, "layers": 2}
+    with pytest.raises(KeyError, match="blocks.2"):  # 24 blocks built, 22 of them would be random there
+        OriginalJanus(config, read_state_dict(out), *tiny_tables(config))
+    (out / "config.json").write_text(json.dumps(config))
+    reloaded, _ = janus.load_pretrained(out)  # older exports still load here (documented extension key)
+    assert reloaded.config.vision_config.num_hidden_layers == 2
+
+
+def test_select_layer_semantics_on_load(tiny_janus_path, original, tmp_path):
+    """select_layer 1 builds one block and ignores the stored second one (as the original); -1 with 2 stored
+    blocks of a 24-block preset is refused instead of leaving 22 blocks random."""
+    config, state_dict = original
+    folder = _copy_without_weights(tiny_janus_path, tmp_path / "one_block")
+    torch.save(state_dict, folder / "pytorch_model.bin")
+    one = json.loads(json.dumps(config))
+    one["vision_config"]["params"]["select_layer"] = 1
+    (folder / "config.json").write_text(json.dumps(one))
+    model, processor = janus.load_pretrained(folder)
+    assert model.config.vision_config.num_hidden_layers == 1
+    batch = _understanding_batch(processor)
+    with torch.no_grad():
+        ours = model(**vars(batch)).logits
+    ref = OriginalJanus(one, state_dict, *tiny_tables(one)).understanding_logits(
+        batch.input_ids, batch.attention_mask, batch.pixel_values, processor.special.image_id
+    )
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=1e-4)
+    one["vision_config"]["params"]["select_layer"] = -1
+    (folder / "config.json").write_text(json.dumps(one))
+    with pytest.raises(ValueError, match="select_layer=-1 builds 24 vision blocks but the weights hold only 2"):
+        janus.load_pretrained(folder)
+
+
+def test_janus_pro_layout_exports_without_extension_keys(caplog):
+    config = config_from_original(_janus_pro_config(2048, 24), {}, image_token_id=100581)
+    with caplog.at_level("WARNING", logger="janus.checkpoint"):
+        exported = config_to_original(config, torch.bfloat16)
+    assert not caplog.records
+    assert exported["vision_config"]["params"] == {
+        "image_size": 384,
+        "model_name": "siglip_large_patch16_384",
+        "select_feature": "same",
+        "select_layer": -1,
+    }
+    assert exported["gen_vision_config"]["params"] == {"image_token_size": 16384, "n_embed": 8}
+    truncated = config_from_original(
+        json.loads(json.dumps(_janus_pro_config(2048, 24)).replace('"select_layer": -1', '"select_layer": -2')),
+        {},
+        image_token_id=100581,
+    )
+    assert truncated.vision_config.num_hidden_layers == 23  # create_siglip_vit: 24 + (-2) + 1
+    assert config_to_original(truncated, torch.bfloat16)["vision_config"]["params"]["select_layer"] == 23
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Folders written by janus.save_pretrained are complete transformers folders (issue 13).
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_saved_folder_is_a_transformers_janus_folder(tiny_janus, tmp_path):
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "hf")
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert generation["generation_kwargs"]["boi_token_id"] == processor.special.boi_id
+    assert generation["guidance_scale"] == 5.0 and generation["pad_token_id"] == processor.special.pad_id
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert (
+        tokenizer_config["image_token"] == "<image_placeholder>"
+        and tokenizer_config["boi_token"] == "<begin_of_image>"
+    )
+    assert_transformers_folder_works(folder, model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Robust loading: tied heads, dtype names, tokenizer ids, truncated files (issues 9, 10, 17).
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_transformers_folder_without_tie_key_loads_untied(tiny_janus, tmp_path):
+    """deepseek-community conversions have no top-level tie_word_embeddings (transformers defaults it to True)."""
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "hf")
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("tie_word_embeddings")
+    config["text_config"].pop("tie_word_embeddings", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded, _ = janus.load_pretrained(folder)
+    loaded.tie_weights()
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+    assert not torch.equal(loaded.lm_head.weight, loaded.get_input_embeddings().weight)
+
+
+def test_dtype_names(tiny_janus_path):
+    assert janus.load_pretrained(tiny_janus_path, dtype="bf16")[0].dtype == torch.bfloat16
+    assert janus.load_pretrained(tiny_janus_path, dtype="float16")[0].dtype == torch.float16
+    assert janus.load_pretrained(tiny_janus_path, dtype="auto")[0].dtype == torch.float32  # stored dtype
+    with pytest.raises(ValueError, match="dtype='int8' is not supported"):
+        janus.load_pretrained(tiny_janus_path, dtype="int8")
+
+
+def test_tokenizer_without_the_pad_token_is_refused(tiny_janus_path, tmp_path):
+    folder = shutil.copytree(tiny_janus_path, tmp_path / "no_pad")
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer["added_tokens"] = [t for t in tokenizer["added_tokens"] if t["content"] != "<｜▁pad▁｜>"]
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(ValueError, match=r"tokenizer.json lacks the special token\(s\) \{'pad_token'"):
+        janus.load_pretrained(folder)
+
+
+def test_tokenizer_of_another_checkpoint_is_refused(tiny_janus, tmp_path):
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "hf")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "image_token_id": processor.special.image_id + 1}))
+    with pytest.raises(ValueError, match="disagree on special token ids"):
+        janus.load_pretrained(folder)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "pytorch_model.bin"])
+def test_truncated_weight_file_names_the_file(tiny_janus, tiny_janus_path, tmp_path, name):
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "hf") if name.endswith("safetensors") else None
+    folder = folder or shutil.copytree(tiny_janus_path, tmp_path / "orig")
+    path = folder / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptCheckpointError, match=rf"{name}: .*truncated or corrupt"):
+        janus.load_pretrained(folder)
+    with pytest.raises(CorruptCheckpointError, match=name):
+        verify_checkpoint_files(folder)
+
+
+def test_verify_checkpoint_files_checks_zero_shards(tiny_janus, tmp_path):
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "checkpoint-2")
+    shard = folder / "global_step2" / "zero_pp_rank_0_mp_rank_00_model_states.pt"
+    shard.parent.mkdir()
+    torch.save({"module": {"w": torch.ones(1000)}}, shard)
+    assert shard in verify_checkpoint_files(folder)
+    shard.write_bytes(shard.read_bytes()[:-200])
+    with pytest.raises(CorruptCheckpointError, match="zero_pp_rank_0_mp_rank_00_model_states.pt"):
+        verify_checkpoint_files(folder)
+
+
+def test_transformers_preprocessor_config_is_read(tiny_janus, tmp_path):
+    """Conversions ship transformers' JanusImageProcessor settings (`size` dict) in preprocessor_config.json."""
+    model, processor = tiny_janus
+    folder = janus.save_pretrained(model, processor, tmp_path / "hf")
+    settings = {
+        "image_processor_type": "JanusImageProcessor",
+        "size": {"height": 32, "width": 32},
+        "image_mean": [0.4] * 3,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings))
+    assert janus.load_pretrained(folder)[1].image_mean == (0.4, 0.4, 0.4)
+    settings["size"] = {"height": 64, "width": 64}
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match="preprocessor_config.json: image size 64 but the vision tower expects 32"):
+        janus.load_pretrained(folder)
