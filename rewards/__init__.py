@@ -3,7 +3,7 @@
 Each reward is `f(prompts, completions, **kwargs) -> list[float | None]` (None where it does not apply to
 a row; TRL turns those into NaN). Understanding rewards read `kwargs["answer"]`, generation rewards read
 `kwargs["images"]` ([N, 3, H, W] in [-1, 1]) and use `prompts` as captions. Rewards of different scales
-are never summed unweighted: `combine_rewards` applies each reward's weight (pitfalls.md, Rewards).
+are never summed unweighted: `combine_rewards` applies each reward's weight (README, "Rewards").
 """
 
 from __future__ import annotations

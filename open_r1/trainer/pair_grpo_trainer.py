@@ -1,15 +1,15 @@
 """PairGRPOTrainer: TRL's GRPOTrainer with PairUni's paired understanding + generation rollouts on Janus-Pro.
 
 What it changes in TRL (only its documented seams, see tests/open_r1/test_trl_seams.py):
-- `_generate_and_score_completions`: per repeated pair row, one answer (janus.sample_answer_tokens) and one image
-  (janus.sample_image_tokens, CFG) inside TRL's unwrap context; images decoded once; rewards per task; advantages
-  normalised per pair and task, then multiplied by the pair weight (`compute_pair_advantages`, open_r1.advantages).
-- `_compute_loss`: clipped surrogate per task on janus.answer_token_logps / janus.image_token_logps, token mean within
-  each task (576 image tokens must not swamp the answer tokens), optional KL, per-task loss weights, summed.
+- `_generate_and_score_completions`: every task of `open_r1.trainer.tasks.TASK_SPECS` rolls out (images first, then
+  answers) inside TRL's unwrap context, is scored by its reward functions, and gets PairGRPO advantages
+  (`open_r1.advantages.pair_advantages`, PairUni §3.2); each task's `TaskBatch` is flattened for TRL's buffer.
+- `_compute_loss`: per task, `open_r1.trainer.loss.clipped_surrogate` on the task's log-probs, normalised over the
+  optimizer step (`normalise_loss`), times the task's loss weight, summed. Metrics reduce in one collective per task.
 - `_save`: a folder `janus.load_pretrained` loads (16-bit weights gathered under ZeRO-3 by the HF Trainer); with
   LoRA (`peft_config`) the adapters are merged into those weights and also saved alone (open_r1/trainer/lora.py).
 What it keeps: TRL's sampler (each pair row repeated `num_generations` times), generation-batch buffering, clipping
-epsilons, old-log-prob logic, optimizer/scheduler/resume, metric averaging and logging.
+epsilons, old-log-prob rule, optimizer/scheduler/resume, metric averaging and logging. No task name is branched on.
 """
 
 import copy
