@@ -21,7 +21,7 @@ from trl import ModelConfig, TrlParser
 import janus
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
 from open_r1.dataset import load_pair_dataset
-from open_r1.runtime import configure, full_weights_on_every_rank, model_dtype, prepare_launch
+from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
 from open_r1.trainer import PairGRPOTrainer
 from open_r1.trainer.lora import build_lora_config
 from rewards import build_reward_funcs
@@ -36,8 +36,10 @@ def setup_logging(training_args: PairGRPOConfig) -> None:
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     level = training_args.get_process_log_level()
+    # The project's own start-up lines (data size, the optimizer-step summary) on the main process by default.
+    project_level = logging.INFO if training_args.should_log and training_args.log_level == "passive" else level
     for name in ("open_r1", "janus", "rewards", "data_tools"):
-        logging.getLogger(name).setLevel(level)
+        logging.getLogger(name).setLevel(project_level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
 
@@ -58,7 +60,6 @@ def resume_checkpoint(training_args: PairGRPOConfig) -> str | None:
 
 
 def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_args: ModelConfig) -> None:
-    configure(training_args)
     set_seed(training_args.seed)
     setup_logging(training_args)
     logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)

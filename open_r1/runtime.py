@@ -1,12 +1,13 @@
 """Runtime setup of a PairGRPO run, in one place: process count, CPU/gloo + DeepSpeed, bf16, models outside ZeRO-3 init.
 
 Order matters and is fixed by `open_r1/grpo.py`: `prepare_launch(argv)` before the config is parsed (it creates the
-distributed state and turns bf16 off on a host without CUDA), `configure(args)` after, models built inside
-`full_weights_on_every_rank(args)`. The config classes describe the run and never probe the machine.
+distributed state and turns bf16 off on a host without CUDA), models built inside `full_weights_on_every_rank(args)`.
+The config classes describe the run and never probe the machine.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -37,31 +38,29 @@ def prepare_launch(argv: list[str], cuda: bool | None = None) -> list[str]:
     """Set up what must exist before the config is built; returns the argv to parse.
 
     - No CUDA: bf16 needs a GPU, so `--bf16 false` is appended (the published GPU command also runs the CPU demo).
-    - No CUDA and several processes: accelerate would pick no backend and every rank would believe it is alone;
-      a gloo `PartialState` is created first (and accelerate told that DeepSpeed is in use when it is).
+    - No CUDA and several processes: accelerate would pick no backend and every rank would believe it is alone
+      (DeepSpeed then fails its batch-size check); a gloo `PartialState` is created first (accelerate told that
+      DeepSpeed is in use when it is) and the config told to reuse it (`accelerator_config.use_configured_state`),
+      which must be known when the config computes the world size.
     """
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if cuda:
         return list(argv)
     logger.warning("No CUDA device: training in fp32 (--bf16 false).")
-    if launch_world_size() > 1:
-        from accelerate import PartialState
-
-        if uses_deepspeed(argv):
-            os.environ.setdefault("ACCELERATE_USE_DEEPSPEED", "true")
-            PartialState(backend="gloo")
-        else:  # plain DDP over gloo
-            PartialState(cpu=True, backend="gloo")
-    return [*argv, "--bf16", "false"]
-
-
-def configure(training_args) -> None:
-    """After parsing: keep the gloo state `prepare_launch` built (else the Trainer's accelerator makes its own)."""
+    argv = [*argv, "--bf16", "false"]
+    if launch_world_size() <= 1:
+        return argv
     from accelerate import PartialState
 
-    if torch.cuda.is_available() or not PartialState._shared_state:
-        return
-    training_args.accelerator_config.use_configured_state = True
+    if uses_deepspeed(argv):
+        os.environ.setdefault("ACCELERATE_USE_DEEPSPEED", "true")
+        PartialState(backend="gloo")
+    else:  # plain DDP over gloo
+        PartialState(cpu=True, backend="gloo")
+    if any(arg.startswith("--accelerator_config") for arg in argv):
+        logger.warning("--accelerator_config is set: it must contain use_configured_state=true on a CPU-only host.")
+        return argv
+    return [*argv, "--accelerator_config", json.dumps({"use_configured_state": True})]
 
 
 def model_dtype(requested: str | None, training_args) -> torch.dtype | None:
@@ -102,7 +101,6 @@ def full_weights_on_every_rank(training_args) -> Iterator[None]:
 
 
 __all__ = [
-    "configure",
     "full_weights_on_every_rank",
     "launch_world_size",
     "model_dtype",
