@@ -119,3 +119,22 @@ def test_rank_rows_picks_this_ranks_rows():
     assert rank_rows(gathered, 2, 4).tolist() == [8, 9, 10, 11]
     with pytest.raises(ValueError, match="rank 3"):
         rank_rows(gathered, 3, 4)
+
+
+def test_group_of_one_rollout_has_zero_advantage():
+    torch.testing.assert_close(group_advantages(torch.tensor([3.0, 5.0]), 1), torch.zeros(2))
+
+
+def test_pair_advantages_default_to_scaled_sqrt_weighting():
+    rewards = {"understand": torch.tensor([0.0, 1.0, 2.0, 3.0])}
+    advantages, weights = pair_advantages(rewards, torch.full((4,), 0.25), torch.zeros(4).bool(), 4)
+    torch.testing.assert_close(weights, torch.full((4,), 0.5))
+    expected = 0.5 * torch.tensor([-1.5, -0.5, 0.5, 1.5]) / (UNBIASED_STD + 1e-4)
+    torch.testing.assert_close(advantages["understand"], expected)
+
+
+def test_pair_weight_errors_say_how_to_fix():
+    with pytest.raises(ValueError, match=r"\(one entry per pair\)"):
+        pair_weights(torch.ones(2), torch.ones(3).bool())
+    with pytest.raises(ValueError, match="mark the pair `pair_type: aligned`"):
+        pair_weights(torch.tensor([math.nan]), torch.zeros(1).bool())

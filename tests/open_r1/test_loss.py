@@ -97,3 +97,32 @@ def test_masked_totals_reduce_to_a_masked_mean():
     torch.testing.assert_close(totals, torch.tensor([11.0, 3.0]))
     assert mean_from_totals(totals + masked_totals(torch.tensor([[9.0]]), torch.ones(1, 1))) == pytest.approx(5.0)
     assert mean_from_totals(torch.zeros(2)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("advantage", "clipped"),
+    [(-1.0, False), (1.0, False), (0.0, False)],  # ratio exactly at both bounds (eps 0): the bound does not bind
+)
+def test_is_clipped_is_strict_at_the_bounds(advantage, clipped):
+    terms = clipped_surrogate(
+        torch.zeros(1, 1), torch.zeros(1, 1), torch.tensor([advantage]), epsilon_low=0.0, epsilon_high=0.0
+    )
+    assert bool(terms.is_clipped.item()) is clipped
+
+
+@pytest.mark.parametrize("ratio", [0.5, 1.5])
+def test_zero_advantage_is_never_clipped(ratio):
+    terms = clipped_surrogate(torch.full((1, 1), math.log(ratio)), torch.zeros(1, 1), torch.tensor([0.0]), **EPS)
+    assert not terms.is_clipped.item()
+
+
+def test_small_positive_advantage_below_the_lower_bound_is_not_clipped():
+    terms = clipped_surrogate(torch.full((1, 1), math.log(0.5)), torch.zeros(1, 1), torch.tensor([0.5]), **EPS)
+    assert not terms.is_clipped.item()
+
+
+def test_normalisers_at_one_token():
+    per_token, one = torch.tensor([[3.0, 7.0]]), torch.tensor([[1, 0]])
+    assert normalise_loss(per_token, one, "dapo", step_tokens=1).item() == pytest.approx(3.0)
+    assert normalise_loss(per_token, one, "grpo").item() == pytest.approx(3.0)  # default: no accumulation
+    assert mean_from_totals(torch.tensor([4.0, 1.0])) == pytest.approx(4.0)

@@ -126,6 +126,9 @@ def test_extract_choice_rejects_non_text():
             "Which?\nOptions: A: a cat, B: a dog, sleeping, C: a bird",
             {"A": "a cat", "B": "a dog, sleeping", "C": "a bird"},
         ),
+        ("Options: old\nWhich?\nOptions: A: red, B: blue,", {"A": "red", "B": "blue"}),  # the last block, no comma
+        ("Which?\nOptions: A: red", {}),  # one option is no choice
+        ("Which?\nOptions: A: ,red, B: blue", {"A": ",red", "B": "blue"}),
     ],
 )
 def test_parse_options(question, expected):
