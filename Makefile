@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint format demo clean
+.PHONY: install test lint format demo mutation clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,12 @@ format: install
 demo: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
 
+# Mutation check of the pure math with the fast unit tests ([tool.mutmut] in pyproject.toml). Slow; not run in CI.
+# mutmut is installed here only (not in requirements.txt): it is a developer tool.
+mutation: install
+	$(PY) -m pip install --quiet mutmut==3.8.1
+	$(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf demo_output .pytest_cache .ruff_cache
+	rm -rf demo_output .pytest_cache .ruff_cache mutants

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # PairGRPO on Janus-Pro-1B with the paper's settings (configs/recipes/janus_pro_1b.yaml), 8 GPUs, DeepSpeed ZeRO-3.
+# per_device_train_batch_size counts pairs; the recipe's global_pairs_per_step 16 makes every optimizer step 16 pairs x
+# 8 rollouts per task on any NUM_GPUS that divides 16 (the log's first lines say "optimizer step = ...").
 #
 #   MODEL_PATH=/models/Janus-Pro-1B DATA_PATH=data/pairs.jsonl bash train.sh
 #   RECIPE=configs/recipes/janus_pro_7b.yaml MODEL_PATH=/models/Janus-Pro-7B bash train.sh --max_steps 600

@@ -81,18 +81,20 @@ def answer_token_logps(
     completion_ids: torch.LongTensor,
     completion_mask: torch.Tensor,
     temperature: float = 1.0,
+    features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Log-probs [N, L] of `completion_ids` [N, L] after the image + question prompt (left-padded, T tokens).
 
     Image features at the placeholder positions, text embeddings elsewhere, one forward; the text head's logits
     divided by `temperature` (the sampling temperature, as TRL does). Entries where `completion_mask` is 0 are
-    meaningless; mask them in the loss.
+    meaningless; mask them in the loss. `features` [N, P, D]: precomputed `janus.image_features` of the pixels
+    (reused from the rollout while the vision tower and aligner are frozen; recompute when they train).
     """
     prompt_len = batch.input_ids.shape[1]
     length = completion_ids.shape[1]
     embeds = torch.cat(
         [
-            understanding_embeddings(model, batch.input_ids, batch.pixel_values),  # [N, T, D]
+            understanding_embeddings(model, batch.input_ids, batch.pixel_values, features),  # [N, T, D]
             model.get_input_embeddings()(completion_ids),  # [N, L, D]
         ],
         dim=1,

@@ -72,15 +72,26 @@ def cfg_mix(cond_logits: torch.Tensor, uncond_logits: torch.Tensor | None, cfg_w
     return uncond_logits + cfg_weight * (cond_logits - uncond_logits)
 
 
+def image_features(model: JanusForConditionalGeneration, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Aligned vision features [N, P, D] of pixel_values [N, 3, S, S] (vision tower + aligner)."""
+    dtype = model.get_input_embeddings().weight.dtype
+    return model.model.get_image_features(pixel_values.to(dtype)).pooler_output
+
+
 def understanding_embeddings(
-    model: JanusForConditionalGeneration, input_ids: torch.LongTensor, pixel_values: torch.Tensor
+    model: JanusForConditionalGeneration,
+    input_ids: torch.LongTensor,
+    pixel_values: torch.Tensor,
+    features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text embeddings with the aligned vision features written into the `<image_placeholder>` positions.
 
-    input_ids [N, T] with exactly P placeholders per row, pixel_values [N, 3, S, S] -> [N, T, D].
+    input_ids [N, T] with exactly P placeholders per row, pixel_values [N, 3, S, S] -> [N, T, D]. `features`
+    [N, P, D] (from `image_features`) skips the vision tower: reuse them while it and the aligner are frozen.
     """
     embeds = model.get_input_embeddings()(input_ids)  # [N, T, D]
-    features = model.model.get_image_features(pixel_values.to(embeds.dtype)).pooler_output  # [N, P, D]
+    if features is None:
+        features = image_features(model, pixel_values)  # [N, P, D]
     image_mask = input_ids == model.config.image_token_id  # [N, T]
     if int(image_mask.sum()) != features.shape[0] * features.shape[1]:
         raise ValueError(
@@ -364,6 +375,7 @@ def sample_answer_tokens(
     pad_token_id: int | None = None,
     return_logps: bool = False,
     sync_ranks: bool | None = None,
+    features: torch.Tensor | None = None,
 ) -> AnswerSamples:
     """Sample answers to image + question prompts with a KV cache; stops once every row has produced EOS.
 
@@ -374,7 +386,8 @@ def sample_answer_tokens(
     `.pad_id` to be explicit). `return_logps` gives log-softmax(logits / temperature) of each chosen token before
     top-k/top-p, the quantity `answer_token_logps` recomputes. `sync_ranks` (default: on for a DeepSpeed ZeRO-3
     model in a multi-process run) keeps every rank stepping until all ranks' rows have ended, because each sharded
-    forward is a collective and an early stop on one rank would hang the others.
+    forward is a collective and an early stop on one rank would hang the others. `features`: precomputed
+    `image_features` of the batch's pixels (the vision tower is then not run).
     """
     _check_sampling_args(temperature, top_k, top_p)
     if max_new_tokens < 1:
@@ -387,7 +400,7 @@ def sample_answer_tokens(
     _check_generators(generator, n)
     full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1))  # [N, T + L_max]
     cache = DynamicCache(config=model.model.language_model.config)
-    embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values)  # [N, T, D]
+    embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values, features)  # [N, T, D]
     hidden, next_positions = _prefill(model, embeds, mask, cache)  # [N, D], [N, 1]
 
     finished = torch.zeros(n, dtype=torch.bool, device=mask.device)
@@ -419,6 +432,7 @@ __all__ = [
     "AnswerSamples",
     "ImageSamples",
     "cfg_mix",
+    "image_features",
     "image_seed",
     "num_image_tokens",
     "position_ids_from_mask",

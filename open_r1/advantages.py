@@ -1,8 +1,7 @@
 """PairGRPO advantages (PairUni §3.2): group-normalised rewards per task, scaled by a per-pair alignment weight.
 
-Pure tensor functions so they are unit-tested without a trainer. The trainer calls exactly these two:
-`group_advantages` separately for the understanding and the generation rewards of each pair, then multiplies
-both by `pair_weights` of that pair.
+Pure tensor functions so they are unit-tested without a trainer. The trainer calls `pair_advantages` on the rewards
+gathered from all ranks (`group_advantages` per task, times `pair_weights`), then keeps its own rows (`rank_rows`).
 """
 
 import torch
@@ -74,3 +73,31 @@ def pair_weights(similarity: torch.Tensor, is_aligned: torch.Tensor, mode: str =
     else:
         weight = torch.ones_like(s)
     return torch.where(is_aligned, torch.ones_like(weight), weight)
+
+
+def pair_advantages(
+    rewards: dict[str, torch.Tensor],
+    similarity: torch.Tensor,
+    is_aligned: torch.Tensor,
+    group_size: int,
+    *,
+    scale: bool = True,
+    weighting: str = "sqrt",
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """PairGRPO advantages of every task: `group_advantages` per task, each times the pair weight w_p.
+
+    rewards: {task: [N]}, N = B * group_size with a pair's rollouts consecutive; similarity / is_aligned: [N] (a
+    pair's rows share them). Returns ({task: advantages [N]}, pair weight per row [N]).
+    """
+    # A pair's rows share its similarity/type: one weight per pair [B], then one value per row [N].
+    per_pair = pair_weights(similarity.view(-1, group_size)[:, 0], is_aligned.view(-1, group_size)[:, 0], weighting)
+    weights = per_pair.repeat_interleave(group_size)
+    advantages = {task: group_advantages(r, group_size, scale=scale) * weights for task, r in rewards.items()}
+    return advantages, weights
+
+
+def rank_rows(gathered: torch.Tensor, rank: int, num_local: int) -> torch.Tensor:
+    """This rank's `num_local` rows of a tensor gathered in rank order (accelerate's `gather` concatenates ranks)."""
+    if (rank + 1) * num_local > gathered.shape[0]:
+        raise ValueError(f"rank {rank} x {num_local} rows is outside the gathered {gathered.shape[0]} rows.")
+    return gathered[rank * num_local : (rank + 1) * num_local]

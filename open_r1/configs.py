@@ -1,18 +1,48 @@
 """Configuration for PairGRPO: `PairScriptArguments` (data) and `PairGRPOConfig` (only what PairUni adds to TRL's GRPOConfig).
 
-Defaults are the paper's Janus-Pro-1B settings (method.md §3); everything the paper leaves open is a documented field.
+Defaults are the paper's Janus-Pro-1B settings (PairUni §4.1); everything the paper leaves open is a documented field.
+The config describes the run; what depends on the machine (backend, bf16 support) is decided in `open_r1.runtime`.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-import torch
 from trl import GRPOConfig
+
+from open_r1.advantages import PAIR_WEIGHTING_MODES
+from open_r1.runtime import launch_world_size
 
 logger = logging.getLogger(__name__)
 
 IMAGE_LOGPROB_MODES = ("cfg", "conditional")
-PAIR_WEIGHTING_MODES = ("sqrt", "linear", "none")
+# TRL options the PairGRPO rollout / loss do not implement: refused when set to anything but TRL's default.
+UNSUPPORTED_TRL_OPTIONS = (
+    "delta",
+    "importance_sampling_level",
+    "mask_truncated_completions",
+    "top_entropy_quantile",
+    "entropy_coef",
+    "use_adaptive_entropy",
+    "use_vllm",
+    "sync_ref_model",
+    "min_p",
+    "repetition_penalty",
+    "generation_kwargs",
+    "chat_template_kwargs",
+    "cache_implementation",
+    "vllm_importance_sampling_correction",
+    "off_policy_mask_threshold",
+    "cast_lm_head_to_fp32",
+    "use_liger_kernel",
+    "model_init_kwargs",
+    "num_generations_eval",
+    "multi_objective_aggregation",
+    "log_completions",
+    "max_tool_calling_iterations",
+    "use_transformers_paged",
+    "use_transformers_continuous_batching",
+)
 # Trainable-module groups, by their submodule names in transformers' `JanusForConditionalGeneration`.
 MODULE_GROUPS: dict[str, tuple[str, ...]] = {
     "language_model": ("model.language_model", "lm_head"),
@@ -74,10 +104,19 @@ class PairGRPOConfig(GRPOConfig):
     r"""
     Configuration for [`open_r1.trainer.PairGRPOTrainer`]: TRL's `GRPOConfig` plus the PairUni fields below.
 
-    Pair bookkeeping: TRL's sampler repeats every pair row `num_generations` times; each repeated row produces ONE
-    answer rollout and ONE image rollout, so K_u = K_g = `num_generations` and every rank runs both branches on every
-    step (required under ZeRO-3). `per_device_train_batch_size` counts rollout rows, so the paper's "16 pairs x 8
-    rollouts per step" is `per_device_train_batch_size * world_size * gradient_accumulation_steps = 128`.
+    Batch meaning (as in PairUni's launch command and the T2I-R1 / TRL-0.14 lineage): `per_device_train_batch_size`
+    counts PAIRS per device per micro-step. Each device rolls out its own K answers and K images for each of its pairs
+    (TRL's sampler repeats a pair row K = `num_generations` times; each repeated row yields one answer and one image,
+    so K_u = K_g and every rank runs both branches every step, as ZeRO-3 needs). One optimizer step trains
+    `per_device_train_batch_size * world_size * gradient_accumulation_steps` pairs x K rollouts per task: the published
+    command (1 pair per device, 2 accumulation steps, 8 GPUs) trains 16 pairs x 8 rollouts. After construction
+    `per_device_train_batch_size` holds rows (pairs x K, what TRL's dataloader needs) and `pairs_per_device` the pairs.
+
+    > Parameters that control the batch
+
+    global_pairs_per_step (`int`, *optional*):
+        Pairs per optimizer step over all devices (paper: 16). When set, `gradient_accumulation_steps` is derived
+        from it, the world size and `per_device_train_batch_size`; it must divide evenly.
 
     > Parameters that control the rollouts
 
@@ -118,14 +157,17 @@ class PairGRPOConfig(GRPOConfig):
         + text head, like T2I-R1/PairUni), `vision_model`, `aligner`, `vqmodel`, `generation_embeddings`,
         `generation_head`.
 
-    loss_type (`str`, *optional*, defaults to `"bnpo"`):
-        How a task's per-token losses are averaged: `"bnpo"` = token mean over the task's tokens in the micro-batch,
-        `"grpo"` = mean per sequence then over sequences (equal for images, which all have 576 tokens).
+    loss_type (`str`, *optional*, defaults to `"dapo"`):
+        How a task's per-token losses are normalised: `"dapo"` = token sum divided by the task's token count of the
+        whole optimizer step over all ranks (every answer token weighs the same whatever its micro-batch; TRL's
+        default), `"grpo"` = mean per sequence then over sequences, per micro-batch.
 
     > Parameters that control the rewards
 
-    reward_funcs (`list[str]`, *optional*, defaults to `["accuracy", "format", "hps_v2.1"]`):
+    reward_funcs (`list[str]`, *optional*, defaults to `["accuracy", "hps_v2.1"]`):
         Reward names from `rewards.REWARD_NAMES`; each applies to its own task. Weights: TRL's `reward_weights`.
+        The paper's rewards are exactly these two; `format` (the `<think>/<answer>` layout) is this project's
+        opt-in addition (configs/recipes/janus_pro_1b_format.yaml).
     hps_checkpoint (`str`, *optional*):
         Local path of `HPS_v2.1_compressed.pt` (needed by `hps_v2.1`).
     reward_device (`str`, *optional*):
@@ -140,6 +182,13 @@ class PairGRPOConfig(GRPOConfig):
         Images per grid.
     """
 
+    global_pairs_per_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pairs per optimizer step over all devices (paper: 16); derives gradient_accumulation_steps."
+        },
+    )
+    pairs_per_device: int = field(default=0, init=False, metadata={"help": "Derived: pairs per device micro-step."})
     num_generations_text: int | None = field(
         default=None, metadata={"help": "K_u, answers per pair; must equal num_generations_image (paper: 8 / 4)."}
     )
@@ -169,26 +218,23 @@ class PairGRPOConfig(GRPOConfig):
         metadata={"help": f"Module groups that train, from {list(MODULE_GROUPS)}; the rest is frozen."},
     )
     reward_funcs: list[str] = field(
-        default_factory=lambda: ["accuracy", "format", "hps_v2.1"],
+        default_factory=lambda: ["accuracy", "hps_v2.1"],
         metadata={"help": "Reward names (rewards.REWARD_NAMES); weights go in reward_weights."},
     )
     hps_checkpoint: str | None = field(default=None, metadata={"help": "Local path of HPS_v2.1_compressed.pt."})
     reward_device: str | None = field(default=None, metadata={"help": "Device of reward models (default: training)."})
     loss_type: str = field(
-        default="bnpo",
-        metadata={"help": "Normalisation within each task: 'bnpo' (token mean, default) or 'grpo' (sequence mean)."},
+        default="dapo",
+        metadata={
+            "help": "Per-task normalisation: 'dapo' (tokens of the whole step, default) or 'grpo' (sequence mean)."
+        },
     )
     log_images_steps: int = field(default=50, metadata={"help": "Image grid every N steps (0: off)."})
     num_images_to_log: int = field(default=8, metadata={"help": "Images per logged grid."})
 
     def __post_init__(self):
         self._resolve_rollout_counts()
-        if not torch.cuda.is_available() and self.bf16 is not False and not self.use_cpu:
-            # bf16 mixed precision needs a GPU; the same launch command must also run the CPU demo.
-            if self.bf16:
-                logger.warning("No CUDA device: setting bf16=False (fp32 training on CPU).")
-            self.bf16 = False
-        self._reuse_cpu_distributed_state()
+        self._resolve_batch()
         if self.gradient_checkpointing:
             # Reentrant checkpointing drops gradients when the checkpointed block's inputs do not require grad
             # (frozen generation embeddings feed the LM); non-reentrant checkpointing has no such trap.
@@ -196,18 +242,34 @@ class PairGRPOConfig(GRPOConfig):
         super().__post_init__()
         self._validate()
 
-    def _reuse_cpu_distributed_state(self) -> None:
-        """Under torchrun on a CPU-only host (DeepSpeed or DDP), keep the gloo `PartialState` built by `open_r1.grpo`.
+    def _resolve_batch(self) -> None:
+        """Pairs per device -> rows per device; accumulation from `global_pairs_per_step` (see the class docstring).
 
-        Otherwise accelerate finds no backend, every rank believes it is alone, and DeepSpeed's batch check fails.
+        Runs before TRL's `__post_init__`, which derives the generation batch (and DeepSpeed's "auto" batch sizes)
+        from rows and accumulation steps; the world size is the launcher's (`open_r1.runtime.launch_world_size`).
         """
-        from accelerate import PartialState
+        pairs = self.per_device_train_batch_size
+        if pairs < 1:
+            raise ValueError(f"per_device_train_batch_size={pairs} counts pairs per device; use 1 or more.")
+        if self.global_pairs_per_step is not None:
+            world = launch_world_size()
+            if self.global_pairs_per_step % (pairs * world) != 0:
+                raise ValueError(
+                    f"global_pairs_per_step={self.global_pairs_per_step} is not a multiple of "
+                    f"per_device_train_batch_size ({pairs} pairs) x {world} processes; change one of them "
+                    "(accumulation steps = global pairs / (pairs per device x processes))."
+                )
+            self.gradient_accumulation_steps = self.global_pairs_per_step // (pairs * world)
+        self.pairs_per_device = pairs
+        self.per_device_train_batch_size = pairs * self.num_generations
 
-        if torch.cuda.is_available() or not PartialState._shared_state:
-            return
-        config = self.accelerator_config
-        if config is None or isinstance(config, dict):
-            self.accelerator_config = {**(config or {}), "use_configured_state": True}
+    def step_summary(self, num_processes: int) -> str:
+        """The one-line meaning of an optimizer step, logged once at start."""
+        pairs = self.pairs_per_device * num_processes * self.gradient_accumulation_steps
+        return (
+            f"optimizer step = {pairs} pairs x {self.num_generations} rollouts per task ({self.pairs_per_device} "
+            f"pairs per device, {self.gradient_accumulation_steps} accumulation steps, {num_processes} processes)"
+        )
 
     def _resolve_rollout_counts(self) -> None:
         k_u, k_g = self.num_generations_text, self.num_generations_image
@@ -222,10 +284,12 @@ class PairGRPOConfig(GRPOConfig):
         self.num_generations_text = self.num_generations_image = self.num_generations = k_u
 
     def _validate(self) -> None:
+        from open_r1.trainer.loss import LOSS_TYPES  # not at the top: the trainer package imports this module
+
         choices = {
             "image_logprob": IMAGE_LOGPROB_MODES,
             "pair_weighting": PAIR_WEIGHTING_MODES,
-            "loss_type": ("bnpo", "grpo"),
+            "loss_type": LOSS_TYPES,
             "scale_rewards": ("group", "none"),
         }
         for name, allowed in choices.items():
@@ -245,8 +309,26 @@ class PairGRPOConfig(GRPOConfig):
             raise ValueError(
                 f"cfg_weight={self.cfg_weight} must be >= 0 and image_temperature={self.image_temperature} > 0."
             )
+        self._refuse_unsupported()
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
             raise ValueError(
                 f"reward_weights has {len(self.reward_weights)} entries for {len(self.reward_funcs)} reward_funcs "
                 f"{self.reward_funcs}; give one weight per reward."
+            )
+
+    def _refuse_unsupported(self) -> None:
+        """TRL options the overridden rollout / loss do not implement must not be silently ignored."""
+        defaults = {f.name: f for f in dataclasses.fields(GRPOConfig)}
+        for name in UNSUPPORTED_TRL_OPTIONS:
+            spec = defaults[name]
+            default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+            if getattr(self, name) != default:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is a TRL option PairGRPO does not implement (its Janus rollout and "
+                    f"loss replace TRL's); remove it or set it to TRL's default {default!r}."
+                )
+        if self.eval_strategy != "no" or self.do_eval:
+            raise ValueError(
+                f"eval_strategy={self.eval_strategy!r}: PairGRPOTrainer takes no eval dataset; set eval_strategy='no' "
+                "and evaluate checkpoints with scripts/eval_*.py."
             )

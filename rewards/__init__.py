@@ -3,7 +3,7 @@
 Each reward is `f(prompts, completions, **kwargs) -> list[float | None]` (None where it does not apply to
 a row; TRL turns those into NaN). Understanding rewards read `kwargs["answer"]`, generation rewards read
 `kwargs["images"]` ([N, 3, H, W] in [-1, 1]) and use `prompts` as captions. Rewards of different scales
-are never summed unweighted: `combine_rewards` applies each reward's weight (pitfalls.md, Rewards).
+are never summed unweighted: `combine_rewards` applies each reward's weight (README, "Rewards").
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "build_reward_funcs",
     "combine_rewards",
     "extract_choice",
+    "nan_mean_std",
     "reward_stats",
 ]
 
@@ -175,16 +176,26 @@ def combine_rewards(
     return torch.where(applicable, total, torch.full_like(total, math.nan))
 
 
+def nan_mean_std(values: torch.Tensor | Sequence[float | None]) -> tuple[float, float]:
+    """Mean and unbiased std (TRL's `nanstd`) of the non-NaN entries; (NaN, NaN) if none, std 0 for one value.
+
+    The one statistic behind every logged reward mean/std (per reward here, per task in the trainer).
+    """
+    column = _as_tensor(values)
+    valid = column[~torch.isnan(column)]
+    if valid.numel() == 0:
+        return math.nan, math.nan
+    return valid.mean().item(), (valid.std().item() if valid.numel() > 1 else 0.0)
+
+
 def reward_stats(per_func: Mapping[str, torch.Tensor | Sequence[float | None]]) -> dict[str, float]:
     """Raw mean/std of each reward over the rows it applies to: `{"rewards/<name>/mean": ..., ".../std": ...}`.
 
-    Logged per reward, unweighted, so a reward that dominates or collapses is visible (pitfalls.md).
-    Rewards with no applicable row are reported as NaN; std of a single value is 0.
+    Logged per reward, unweighted, so a reward that dominates or collapses is visible (README, "Logging").
+    Rewards with no applicable row are reported as NaN; std of a single value is 0 (`nan_mean_std`).
     """
     stats: dict[str, float] = {}
     for name, values in per_func.items():
-        column = _as_tensor(values)
-        valid = column[~torch.isnan(column)]
-        stats[f"rewards/{name}/mean"] = valid.mean().item() if valid.numel() else math.nan
-        stats[f"rewards/{name}/std"] = valid.std(unbiased=False).item() if valid.numel() else math.nan
+        mean, std = nan_mean_std(values)
+        stats[f"rewards/{name}/mean"], stats[f"rewards/{name}/std"] = mean, std
     return stats

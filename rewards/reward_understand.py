@@ -1,6 +1,6 @@
 """Understanding rewards: multiple-choice accuracy (open-ended fallback) and the think/answer format reward.
 
-PairUni (method.md §2) rewards an understanding rollout with 1 when the parsed option letter equals the
+PairUni (§3.2) rewards an understanding rollout with 1 when the parsed option letter equals the
 gold letter, else 0. Parsing is the hard part: `extract_choice` documents its precedence below and is also
 what the evaluation scripts use to grade benchmark answers, so training and evaluation agree.
 
@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "MC_INSTRUCTION",
     "accuracy_reward",
     "answer_span",
     "answer_spans",
@@ -72,6 +73,9 @@ _ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL
 _OPEN_ANSWER_RE = re.compile(r"<answer>(.*)$", re.IGNORECASE | re.DOTALL)
 _THINK_RE = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
 _OPTION_LINE_RE = re.compile(r"^[ \t]*(?:\(([A-Z])\)|([A-Z])[.):])[ \t]+(\S.*?)[ \t]*$", re.MULTILINE)
+_INLINE_OPTION_RE = re.compile(r"(?:^|,\s*|\n\s*)([A-F])\s*[:.]\s*(.+?)(?=,\s*[A-F]\s*[:.]\s|\n|$)", re.S)
+# The multiple-choice instruction of PairUG, Orsta and the MMStar / MMMU prompts (one string for all of them).
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 _FORMAT_RE = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.DOTALL)
 _ARTICLES = {"a", "an", "the"}
 _NUMBER_WORDS = {
@@ -88,6 +92,7 @@ def parse_options(question: str) -> dict[str, str]:
 
     Only a run of consecutive letters starting at A counts (so a stray "I. Introduction" line is not an
     option); if the text holds several runs (a few-shot prompt), the last run with >= 2 options wins.
+    Without option lines, an inline "Options: A: x, B: y" block (MMStar's layout) is read instead.
     """
     runs: list[dict[str, str]] = []
     for match in _OPTION_LINE_RE.finditer(question):
@@ -97,7 +102,16 @@ def parse_options(question: str) -> dict[str, str]:
         if runs and len(runs[-1]) < len(_LETTERS) and letter == _LETTERS[len(runs[-1])]:
             runs[-1][letter] = match.group(3)
     complete = [run for run in runs if len(run) >= 2]
-    return complete[-1] if complete else {}
+    return complete[-1] if complete else _inline_options(question)
+
+
+def _inline_options(question: str) -> dict[str, str]:
+    """`{"A": text, ...}` from an inline "Options: A: x, B: y" block; an option runs to the next ", X:" or line end."""
+    _, found, block = question.rpartition("Options:")
+    if not found:
+        return {}
+    options = {letter: text.strip().rstrip(",") for letter, text in _INLINE_OPTION_RE.findall(block.strip())}
+    return options if len(options) >= 2 else {}
 
 
 def _options_dict(options: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:

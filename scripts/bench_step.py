@@ -3,8 +3,8 @@
     python scripts/bench_step.py                    # tiny + medium, 3 measured steps each, CPU or the first GPU
     python scripts/bench_step.py --configs medium --steps 5 --num_generations 8
 
-Parts (seconds per optimizer step, from the trainer's `timing/*` metrics): answer rollout, image rollout, VQ
-decode, rewards, log-prob forward per task, and the rest of the step (backward + optimizer + bookkeeping).
+Parts (seconds per optimizer step, from the trainer's `timing/*` metrics): image rollout (sampling + VQ decode),
+answer rollout, rewards, log-prob forward per task, and the rest of the step (backward + optimizer + bookkeeping).
 "medium" keeps the tiny vision tower / VQ / tokenizer and widens the language model (hidden 512, 8 layers), the
 part whose cost dominates the rollouts. Random weights: timings only, no quality.
 """
@@ -25,11 +25,11 @@ from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import load_pair_dataset
 from open_r1.trainer import PairGRPOTrainer
 from rewards import build_reward_funcs
+from rewards.reward_understand import MC_INSTRUCTION
 
 PARTS = (
-    "answer_rollout",
-    "image_rollout",
-    "decode",
+    "generate_rollout",
+    "understand_rollout",
     "rewards",
     "understand_logps_forward",
     "generate_logps_forward",
@@ -47,9 +47,7 @@ def write_pairs(folder: Path, num_pairs: int) -> Path:
         path = folder / "images" / f"{i}.png"
         Image.new("RGB", (64, 64), color).save(path)
         options = "\n".join(f"{letter}. {c}" for letter, c in zip("ABCD", (color, *[c for c in COLORS if c != color])))
-        question = (
-            f"What colour is the square?\n{options}\nAnswer with the option's letter from the given choices directly."
-        )
+        question = f"What colour is the square?\n{options}\n{MC_INSTRUCTION}"
         lines.append(
             {
                 "similarity": 1.0,
@@ -86,10 +84,10 @@ def bench(size: str, checkpoint: Path, pairs: Path, args: argparse.Namespace, wo
         output_dir=str(work / f"run_{size}"),
         num_generations_text=args.num_generations,
         num_generations_image=args.num_generations,
-        per_device_train_batch_size=args.num_generations * args.pairs_per_step,
+        per_device_train_batch_size=args.pairs_per_step,  # pairs (one process, no accumulation)
         max_steps=args.steps + 1,
         max_completion_length=args.max_completion_length,
-        reward_funcs=["accuracy", "format", "demo_color"],
+        reward_funcs=["accuracy", "demo_color"],
         logging_steps=1,
         report_to=[],
         save_strategy="no",

@@ -1,15 +1,15 @@
 """PairGRPOTrainer: TRL's GRPOTrainer with PairUni's paired understanding + generation rollouts on Janus-Pro.
 
 What it changes in TRL (only its documented seams, see tests/open_r1/test_trl_seams.py):
-- `_generate_and_score_completions`: per repeated pair row, one answer (janus.sample_answer_tokens) and one image
-  (janus.sample_image_tokens, CFG) inside TRL's unwrap context; images decoded once; rewards per task; advantages
-  normalised per pair and task, then multiplied by the pair weight (`compute_pair_advantages`, open_r1.advantages).
-- `_compute_loss`: clipped surrogate per task on janus.answer_token_logps / janus.image_token_logps, token mean within
-  each task (576 image tokens must not swamp the answer tokens), optional KL, per-task loss weights, summed.
+- `_generate_and_score_completions`: every task of `open_r1.trainer.tasks.TASK_SPECS` rolls out (images first, then
+  answers) inside TRL's unwrap context, is scored by its reward functions, and gets PairGRPO advantages
+  (`open_r1.advantages.pair_advantages`, PairUni §3.2); each task's `TaskBatch` is flattened for TRL's buffer.
+- `_compute_loss`: per task, `open_r1.trainer.loss.clipped_surrogate` on the task's log-probs, normalised over the
+  optimizer step (`normalise_loss`), times the task's loss weight, summed. Metrics reduce in one collective per task.
 - `_save`: a folder `janus.load_pretrained` loads (16-bit weights gathered under ZeRO-3 by the HF Trainer); with
   LoRA (`peft_config`) the adapters are merged into those weights and also saved alone (open_r1/trainer/lora.py).
 What it keeps: TRL's sampler (each pair row repeated `num_generations` times), generation-batch buffering, clipping
-epsilons, old-log-prob logic, optimizer/scheduler/resume, metric averaging and logging.
+epsilons, old-log-prob rule, optimizer/scheduler/resume, metric averaging and logging. No task name is branched on.
 """
 
 import copy
@@ -28,9 +28,8 @@ from trl.models import unwrap_model_for_generation
 from trl.models.utils import prepare_deepspeed
 
 import janus
-from open_r1.advantages import group_advantages, pair_weights
+from open_r1.advantages import pair_advantages, rank_rows
 from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
-from open_r1.logs import warn_once
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.lora import (
     ADAPTER_FILE,
@@ -42,9 +41,14 @@ from open_r1.trainer.lora import (
     lora_scaling,
     merge_lora_state_dict,
 )
+from open_r1.trainer.loss import clipped_surrogate, masked_totals, mean_from_totals, normalise_loss
 from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid, use_progress_lines
-from open_r1.trainer.rollout import TASKS, frac_zero_std, nan_mean_std, pad_right, pair_rows, score_task
+from open_r1.trainer.rollout import PairRows, frac_zero_std, pad_right, pair_rows, score_task
+from open_r1.trainer.tasks import TASK_SPECS, TASKS, RolloutContext, TaskBatch, TaskRollout, TaskSpec
+from rewards import nan_mean_std, reward_stats
+
+TASK_BY_NAME = {spec.name: spec for spec in TASK_SPECS}
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +72,22 @@ def freeze_modules(model: torch.nn.Module, trainable_modules: list[str]) -> tupl
         )
     logger.info("Trainable parameters: %d (%s); frozen: %d.", trainable, ", ".join(trainable_modules), frozen)
     return trainable, frozen
+
+
+def pad_completions(batch: TaskBatch, length: int, pad_id: int) -> None:
+    """Right-pad a task batch's completions (ids, mask, sampler log-probs) to `length` tokens, in place."""
+    extra = length - batch.completion_ids.shape[1]
+    batch.completion_ids, batch.completion_mask = pad_right(
+        batch.completion_ids, batch.completion_mask, length, pad_id
+    )
+    if batch.sampling_logps is not None and extra > 0:
+        batch.sampling_logps = torch.nn.functional.pad(batch.sampling_logps, (0, extra))
+
+
+def frozen(model: torch.nn.Module, groups: tuple[str, ...]) -> bool:
+    """Whether no parameter of the `MODULE_GROUPS` `groups` trains (LoRA adapters included)."""
+    prefixes = tuple(p + "." for group in groups for p in MODULE_GROUPS[group])
+    return not any(p.requires_grad for name, p in model.named_parameters() if name.startswith(prefixes))
 
 
 class PairGRPOTrainer(GRPOTrainer):
@@ -147,6 +167,12 @@ class PairGRPOTrainer(GRPOTrainer):
         self.add_callback(RunDirCallback())
         use_progress_lines(self)
         self._last_image_log_step = -1
+        self._active_warnings: set[str] = set()
+        # Frozen vision tower + aligner: the rollout's image features serve every log-prob pass of the step
+        # (recomputed from pixels when either trains).
+        self.reuse_image_features = frozen(model, ("vision_model", "aligner"))
+        if self.accelerator.is_main_process:
+            logger.info(args.step_summary(self.accelerator.num_processes))
 
     def _prepare_reference(self, ref_model):
         if ref_model is None:
@@ -161,55 +187,41 @@ class PairGRPOTrainer(GRPOTrainer):
     def _timed(self, name: str):
         start = time.perf_counter()
         yield
-        self._metrics["train" if self.model.training else "eval"][f"timing/{name}"].append(time.perf_counter() - start)
+        self._metrics["train"][f"timing/{name}"].append(time.perf_counter() - start)
+
+    def _warn_on_change(self, key: str, active: bool, message: str, *args) -> None:
+        """Warn once when condition `key` becomes true (main process only); it may warn again after it cleared."""
+        if not active:
+            self._active_warnings.discard(key)
+            return
+        if key not in self._active_warnings and self.accelerator.is_main_process:
+            logger.warning(message, *args)
+        self._active_warnings.add(key)
 
     def _generate_and_score_completions(self, inputs: list[dict]) -> dict[str, torch.Tensor]:
-        """Rollouts, rewards and advantages for the local generation batch (one rollout row per dataset row)."""
-        device = self.accelerator.device
-        mode = "train" if self.model.training else "eval"
+        """Rollouts, rewards and advantages of the local generation batch, flattened per task (`TaskBatch.flatten`)."""
         rows = pair_rows(
             inputs, self.processor.tokenizer, self.args.understanding_prompt_template, self.args.max_prompt_length
         )
-        und_batch = self.processor.encode_understanding(
-            rows.questions, rows.und_images, **self._system_prompt_kwargs()
-        ).to(device)
-        gen_batch = self.processor.encode_generation(rows.captions).to(device)
-        answers, image_samples, pixels = self._rollout(und_batch, gen_batch)
-        texts = self.processor.decode_answers(answers.completion_ids)
+        ctx = RolloutContext(self.processor, self.args, rows, self.accelerator.device, self.reuse_image_features)
+        rollouts = self._rollout(ctx)
         with self._timed("rewards"):
-            und_rewards = self._score("understand", rows.raw_questions, texts, answer=rows.answers)
-            gen_rewards = self._score("generate", rows.captions, [""] * len(texts), images=pixels)
-        global_rewards, global_weights, (und_adv, gen_adv, weights) = self._global_advantages(
-            und_rewards, gen_rewards, rows
-        )
-        self._log_rollout_metrics(mode, global_rewards, global_weights, answers.completion_mask)
-        self._maybe_log_images(pixels, rows.captions, gen_rewards)
-        output = {
-            "und_input_ids": und_batch.input_ids,
-            "und_attention_mask": und_batch.attention_mask,
-            "und_pixel_values": und_batch.pixel_values,
-            "und_completion_ids": answers.completion_ids,
-            "und_completion_mask": answers.completion_mask,
-            "und_advantages": und_adv.to(device),
-            "und_sampling_per_token_logps": answers.logps,
-            "gen_input_ids": gen_batch.input_ids,
-            "gen_attention_mask": gen_batch.attention_mask,
-            "gen_uncond_input_ids": gen_batch.uncond_input_ids,
-            "gen_image_tokens": image_samples.tokens,
-            "gen_advantages": gen_adv.to(device),
-            "gen_sampling_per_token_logps": image_samples.logps,
-            "pair_weight": weights.to(device),
-        }
-        output.update(self._old_and_ref_logps(output))
+            rewards = {name: self._score(name, rollout) for name, rollout in rollouts.items()}
+        advantages, weights, global_rewards, global_weights = self._rank_advantages(rewards, rows)
+        output = {"pair_weight": weights.to(self.accelerator.device)}
+        for name, rollout in rollouts.items():
+            batch = rollout.batch
+            batch.advantages = advantages[name].to(self.accelerator.device)
+            # TRL's `num_items_in_batch`: the task's counted tokens of this generation batch on all ranks.
+            batch.step_tokens = self.accelerator.gather(batch.completion_mask.sum()).sum().float()
+            self._add_old_and_ref_logps(TASK_BY_NAME[name], batch)
+            output.update(batch.flatten(name))
+        self._log_rollout_metrics(global_rewards, global_weights, rollouts)
+        self._maybe_log_images(ctx.decoded_pixels, rows.captions, rewards["generate"])
         return output
 
-    def _system_prompt_kwargs(self) -> dict:
-        prompt = self.args.understanding_system_prompt
-        return {} if prompt is None else {"system_prompt": prompt}
-
-    def _rollout(self, und_batch, gen_batch):
-        """K answers and K images per pair (one of each per row) with gathered weights; images decoded once."""
-        top_k = self.top_k or None  # TRL uses 0 / None for "no top-k"
+    def _rollout(self, ctx: RolloutContext) -> dict[str, TaskRollout]:
+        """Every task's rollouts in `TASK_SPECS` order (images first), completions padded to one length per task."""
         with (
             unwrap_model_for_generation(
                 self.model_wrapped,
@@ -218,115 +230,88 @@ class PairGRPOTrainer(GRPOTrainer):
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
             ) as unwrapped,
             torch.no_grad(),
+            self.accelerator.autocast(),
         ):
-            with self._timed("answer_rollout"):
-                answers = janus.sample_answer_tokens(
-                    unwrapped,
-                    und_batch,
-                    max_new_tokens=self.max_completion_length,
-                    temperature=self.temperature,
-                    top_p=self.top_p,
-                    top_k=top_k,
-                    eos_token_id=self.processor.special.eos_id,
-                    pad_token_id=self.processor.special.pad_id,
-                    return_logps=True,
-                )
-            with self._timed("image_rollout"):
-                images = janus.sample_image_tokens(
-                    unwrapped,
-                    gen_batch,
-                    cfg_weight=self.args.cfg_weight,
-                    temperature=self.args.image_temperature,
-                    top_k=self.args.image_top_k,
-                    return_logps=True,
-                )
-            with self._timed("decode"):
-                pixels = janus.decode_image_tokens(unwrapped, images.tokens)  # [N, 3, H, W] in [-1, 1]
-        # Every rank must score answers of the same length: the log-prob head runs in chunks of positions and
+            rollouts = {}
+            for spec in TASK_SPECS:
+                with self._timed(f"{spec.name}_rollout"):
+                    rollouts[spec.name] = spec.rollout(unwrapped, ctx)
+        # Every rank must score completions of the same length: the log-prob head runs in chunks of positions and
         # ZeRO-3 all-gathers parameters per module call, so different lengths would desynchronise the ranks.
-        length = int(
-            self.accelerator.gather(torch.tensor([answers.completion_ids.shape[1]], device=pixels.device)).max()
-        )
-        answers.completion_ids, answers.completion_mask = pad_right(
-            answers.completion_ids, answers.completion_mask, length, self.processor.special.pad_id
-        )
-        if answers.logps is not None:
-            answers.logps = torch.nn.functional.pad(answers.logps, (0, length - answers.logps.shape[1]))
-        return answers, images, pixels
+        lengths = torch.tensor([r.batch.completion_ids.shape[1] for r in rollouts.values()], device=ctx.device)
+        lengths = self.accelerator.gather(lengths.unsqueeze(0)).amax(dim=0).tolist()  # one collective
+        for rollout, length in zip(rollouts.values(), lengths, strict=True):
+            pad_completions(rollout.batch, int(length), self.processor.special.pad_id)
+        return rollouts
 
-    def _score(self, task: str, prompts: list[str], completions: list, **kwargs) -> torch.Tensor:
+    def _score(self, task: str, rollout: TaskRollout) -> torch.Tensor:
         """Weighted task reward [N] (NaN where no reward applies); each function's raw mean/std is logged."""
-        total, raw = score_task(self.task_reward_funcs[task], prompts, completions, **kwargs)
-        mode = "train" if self.model.training else "eval"
+        funcs = self.task_reward_funcs[task]
+        total, raw = score_task(funcs, rollout.reward_prompts, rollout.reward_completions, **rollout.reward_kwargs)
         raw_all = self.accelerator.gather(raw.to(self.accelerator.device)).cpu()  # [N_global, F]
-        for i, func in enumerate(self.task_reward_funcs[task]):
-            mean, std = nan_mean_std(raw_all[:, i])
-            self._metrics[mode][f"rewards/{func.name}/mean"].append(mean)
-            self._metrics[mode][f"rewards/{func.name}/std"].append(std)
+        stats = reward_stats({func.name: raw_all[:, i] for i, func in enumerate(funcs)})
+        for key, value in stats.items():
+            self._metrics["train"][key].append(value)
         return total
 
-    def _global_advantages(self, und_rewards, gen_rewards, rows):
-        """Gather rewards of all ranks (a pair's K rows may sit on several ranks), compute, keep the local slice.
+    def _rank_advantages(self, rewards: dict[str, torch.Tensor], rows: PairRows):
+        """Gather every rank's rewards (one collective), compute the advantages, keep this rank's rows.
 
-        Returns ({task: global rewards [N_global]}, pair_weight [N_global],
-        (und_advantages [N], gen_advantages [N], pair_weight [N])).
+        Returns ({task: advantages [N]}, pair_weight [N], {task: global rewards [N_global]}, pair_weight [N_global]).
         """
-        columns = torch.stack([und_rewards, gen_rewards, rows.similarity, rows.is_aligned.float()], dim=1)  # [N, 4]
-        gathered = self.accelerator.gather(columns.to(self.accelerator.device)).cpu()  # [N_global, 4], one collective
-        und_all, gen_all, similarity, is_aligned = gathered.unbind(dim=1)
-        und_adv, gen_adv, weights = self.compute_pair_advantages(und_all, gen_all, similarity, is_aligned.bool())
-        n = len(und_rewards)
-        local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
-        global_rewards = {"understand": und_all, "generate": gen_all}
-        return global_rewards, weights, (und_adv[local], gen_adv[local], weights[local])
+        names = list(rewards)
+        columns = torch.stack([*rewards.values(), rows.similarity, rows.is_aligned.float()], dim=1)  # [N, T + 2]
+        gathered = self.accelerator.gather(columns.to(self.accelerator.device)).cpu()  # [N_global, T + 2]
+        global_rewards = {name: gathered[:, i] for i, name in enumerate(names)}
+        advantages, weights = self.compute_pair_advantages(global_rewards, gathered[:, -2], gathered[:, -1].bool())
+        rank, n = self.accelerator.process_index, columns.shape[0]
+        local = {name: rank_rows(advantages[name], rank, n) for name in names}
+        return local, rank_rows(weights, rank, n), global_rewards, weights
 
     def compute_pair_advantages(
-        self, und_rewards: torch.Tensor, gen_rewards: torch.Tensor, similarity: torch.Tensor, is_aligned: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The pair-aware advantage (PairUni §3.2): A_u, A_g normalised per pair and task, both scaled by w_p.
+        self, rewards: dict[str, torch.Tensor], similarity: torch.Tensor, is_aligned: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The pair-aware advantage (PairUni §3.2): each task's rewards normalised per pair, scaled by w_p.
 
         All inputs are [N] over the global generation batch, the K = num_generations rows of a pair consecutive.
         Override this one method for other pairings/weightings; `pair_weighting` covers sqrt / linear / none.
-        Returns (und_advantages [N], gen_advantages [N], pair_weight per row [N]).
+        Returns ({task: advantages [N]}, pair weight per row [N]); see `open_r1.advantages.pair_advantages`.
         """
-        k = self.num_generations
-        scale = self.args.scale_rewards != "none"
-        und_adv = group_advantages(und_rewards, k, scale=scale)
-        gen_adv = group_advantages(gen_rewards, k, scale=scale)
-        # A pair's rows share its similarity/type: weight per pair [B], then one value per row [N].
-        weights = pair_weights(similarity.view(-1, k)[:, 0], is_aligned.view(-1, k)[:, 0], self.args.pair_weighting)
-        weights = weights.repeat_interleave(k)
-        return und_adv * weights, gen_adv * weights, weights
+        return pair_advantages(
+            rewards,
+            similarity,
+            is_aligned,
+            self.num_generations,
+            scale=self.args.scale_rewards != "none",
+            weighting=self.args.pair_weighting,
+        )
 
-    def _log_rollout_metrics(self, mode, global_rewards: dict, global_weights, completion_mask) -> None:
-        metrics = self._metrics[mode]
-        for task in TASKS:
-            rewards = global_rewards[task]  # [N_global]
+    def _log_rollout_metrics(self, global_rewards: dict, global_weights, rollouts: dict[str, TaskRollout]) -> None:
+        metrics = self._metrics["train"]
+        for task, rewards in global_rewards.items():  # [N_global]
             mean, std = nan_mean_std(rewards)
             zero_std = frac_zero_std(rewards, self.num_generations)
             metrics[f"{task}/reward_mean"].append(mean)
             metrics[f"{task}/reward_std"].append(std)
             metrics[f"{task}/frac_reward_zero_std"].append(zero_std)
-            if zero_std == 1.0:
-                warn_once(
-                    logger,
-                    ("constant_rewards", task),
-                    "All %s reward groups are constant in this batch (frac_reward_zero_std=1): advantages are 0 and "
-                    "this task does not learn from it. Check the reward (%s) and the sampling temperature. Warned "
-                    "once; %s/frac_reward_zero_std per step is in metrics.jsonl.",
-                    task,
-                    [f.name for f in self.task_reward_funcs[task]],
-                    task,
-                )
+            self._warn_on_change(
+                f"constant/{task}",
+                zero_std == 1.0,
+                "All %s reward groups are constant (frac_reward_zero_std=1): advantages are 0 and this task does not "
+                "learn from them. Check the reward (%s) and the sampling temperature. (Logged again only after it "
+                "changes.)",
+                task,
+                [f.name for f in self.task_reward_funcs[task]],
+            )
+            lengths = self.accelerator.gather(rollouts[task].batch.completion_mask.sum(dim=1).float())
+            metrics[f"{task}/completion_length_mean"].append(lengths.mean().item())
+            metrics[f"{task}/completion_length_max"].append(lengths.max().item())
         metrics["pair_weight/mean"].append(global_weights.mean().item())
-        lengths = self.accelerator.gather(completion_mask.sum(dim=1).float())
-        metrics["understand/answer_length_mean"].append(lengths.mean().item())
-        metrics["understand/answer_length_max"].append(lengths.max().item())
 
     def _maybe_log_images(self, pixels: torch.Tensor, captions: list[str], scores: torch.Tensor) -> None:
         step = self.state.global_step
         every = self.args.log_images_steps
-        if not self.model.training or every <= 0 or step % every != 0 or step == self._last_image_log_step:
+        if every <= 0 or step % every != 0 or step == self._last_image_log_step:
             return
         self._last_image_log_step = step
         if not self.accelerator.is_main_process:
@@ -353,122 +338,87 @@ class PairGRPOTrainer(GRPOTrainer):
 
     # ---------------------------------------------------------------- log-probs ----------------------------------
 
-    def _image_cfg_weight(self) -> float | None:
-        return self.args.cfg_weight if self.args.image_logprob == "cfg" else None
-
-    def _task_logps(self, model, inputs: dict, task: str) -> torch.Tensor:
-        """Per-token log-probs [N, L] (answers) or [N, I] (images) of the batch's rollouts under `model`."""
-        core = self.accelerator.unwrap_model(model)
-        if task == "understand":
-            batch = janus.UnderstandingBatch(
-                input_ids=inputs["und_input_ids"],
-                attention_mask=inputs["und_attention_mask"],
-                pixel_values=inputs["und_pixel_values"],
-            )
-            return janus.answer_token_logps(
-                core, batch, inputs["und_completion_ids"], inputs["und_completion_mask"], temperature=self.temperature
-            )
-        batch = janus.GenerationBatch(
-            input_ids=inputs["gen_input_ids"],
-            attention_mask=inputs["gen_attention_mask"],
-            uncond_input_ids=inputs["gen_uncond_input_ids"],
-        )
-        return janus.image_token_logps(
-            core,
-            batch,
-            inputs["gen_image_tokens"],
-            cfg_weight=self._image_cfg_weight(),
-            temperature=self.args.image_temperature,
-        )
-
     @torch.no_grad()
-    def _batched_logps(self, model, inputs: dict, task: str) -> torch.Tensor:
-        """`_task_logps` in chunks of `per_device_train_batch_size` rows (same chunking on every rank)."""
-        n = inputs["und_input_ids"].shape[0]
-        size = self.args.per_device_train_batch_size
-        chunks = []
-        for start in range(0, n, size):
-            part = {k: v[start : start + size] for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.ndim}
-            chunks.append(self._task_logps(model, part, task))
-        return torch.cat(chunks)
+    def _batched_logps(self, model, spec: TaskSpec, batch: TaskBatch) -> torch.Tensor:
+        """`spec.logps` in chunks of one micro-batch of rows (the same chunking on every rank)."""
+        core = self.accelerator.unwrap_model(model)
+        n, size = batch.completion_ids.shape[0], self.args.per_device_train_batch_size
+        with self.accelerator.autocast():
+            return torch.cat([spec.logps(core, batch.rows(slice(i, i + size)), self.args) for i in range(0, n, size)])
 
-    def _old_and_ref_logps(self, inputs: dict) -> dict[str, torch.Tensor]:
+    def _add_old_and_ref_logps(self, spec: TaskSpec, batch: TaskBatch) -> None:
         """Old log-probs only when the policy moves between generation and use (TRL's rule), ref ones when beta>0."""
-        out = {}
         generate_every = self.args.steps_per_generation * self.num_iterations
         with self._timed("old_ref_logps"):
-            for task, prefix in (("understand", "und"), ("generate", "gen")):
-                if self.args.gradient_accumulation_steps % generate_every != 0:
-                    out[f"{prefix}_old_per_token_logps"] = self._batched_logps(self.model, inputs, task)
-                if self.beta != 0.0:
-                    out[f"{prefix}_ref_per_token_logps"] = self._ref_logps(inputs, task)
-        return out
+            if self.args.gradient_accumulation_steps % generate_every != 0:
+                batch.old_logps = self._batched_logps(self.model, spec, batch)
+            if self.beta != 0.0:
+                batch.ref_logps = self._ref_logps(spec, batch)
 
-    def _ref_logps(self, inputs: dict, task: str) -> torch.Tensor:
+    def _ref_logps(self, spec: TaskSpec, batch: TaskBatch) -> torch.Tensor:
         if self.ref_model is not None:
-            return self._batched_logps(self.ref_model, inputs, task)
+            return self._batched_logps(self.ref_model, spec, batch)
         with adapters_disabled(self.accelerator.unwrap_model(self.model)):  # LoRA: the base model is the reference
-            return self._batched_logps(self.model, inputs, task)
+            return self._batched_logps(self.model, spec, batch)
 
     # ---------------------------------------------------------------- loss ---------------------------------------
 
     def _compute_loss(self, model, inputs: dict) -> torch.Tensor:
-        """Sum over tasks of weight_t * token-mean clipped surrogate (+ beta * KL), scaled for grad accumulation."""
-        mode = "train" if self.model.training else "eval"
-        losses = []
-        for task, prefix, weight in (
-            ("understand", "und", self.args.understanding_loss_weight),
-            ("generate", "gen", self.args.generation_loss_weight),
-        ):
-            with self._timed(f"{task}_logps_forward"):
-                per_token_logps = self._task_logps(model, inputs, task)
-            if task == "understand":
-                mask = inputs["und_completion_mask"].float()
-            else:
-                # Image completions are always the full 576 tokens with no EOS: never "truncated", all count.
-                mask = torch.ones_like(per_token_logps)
-            losses.append(weight * self._task_loss(per_token_logps, mask, inputs, prefix, task, mode))
-        loss = losses[0] + losses[1]
-        return loss / self.current_gradient_accumulation_steps if mode == "train" else loss
-
-    def _task_loss(self, per_token_logps, mask, inputs: dict, prefix: str, task: str, mode: str) -> torch.Tensor:
-        """Clipped surrogate of one task (TRL's epsilon / epsilon_high), normalised within the task."""
-        advantages = inputs[f"{prefix}_advantages"].unsqueeze(1)  # [N, 1]
-        old = inputs.get(f"{prefix}_old_per_token_logps")
-        old = per_token_logps.detach() if old is None else old  # on-policy: ratio exactly 1 at the first use
-        ratio = torch.exp(per_token_logps - old)
-        clipped = torch.clamp(ratio, 1 - self.epsilon_low, 1 + self.epsilon_high)
-        per_token_loss = -torch.min(ratio * advantages, clipped * advantages)
-        if self.beta != 0.0:
-            ref = inputs[f"{prefix}_ref_per_token_logps"]
-            per_token_kl = torch.exp(ref - per_token_logps) - (ref - per_token_logps) - 1
-            per_token_loss = per_token_loss + self.beta * per_token_kl
-            self._metrics[mode][f"{task}/kl"].append(self._global_masked_mean(per_token_kl, mask))
-        if self.loss_type == "grpo":  # sequence mean, then mean over sequences
-            loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
-        else:  # "bnpo": token mean over the task's active tokens in this micro-batch
-            loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1)
-        is_clipped = ((ratio < 1 - self.epsilon_low) & (advantages < 0)) | (
-            (ratio > 1 + self.epsilon_high) & (advantages > 0)
-        )
-        self._metrics[mode][f"{task}/clip_ratio"].append(self._global_masked_mean(is_clipped.float(), mask))
-        self._metrics[mode][f"{task}/ratio_mean"].append(self._global_masked_mean(ratio.detach(), mask))
-        self._metrics[mode][f"{task}/loss"].append(self.accelerator.gather(loss.detach()).mean().item())
-        sampled = inputs.get(f"{prefix}_sampling_per_token_logps")
-        if sampled is not None and (task == "understand" or self.args.image_logprob == "cfg"):
-            # Recomputed vs sampler log-probs: ~0 on the first use of a rollout if old/new/sampling see the same inputs.
-            diff = (old - sampled).abs()
-            self._metrics[mode][f"{task}/sampling_logp_abs_diff"].append(self._global_masked_mean(diff, mask))
+        """Sum over tasks of loss_weight * normalised clipped surrogate (+ beta * KL); `open_r1.trainer.loss`."""
+        core = self.accelerator.unwrap_model(model)
+        loss = 0.0
+        for spec in TASK_SPECS:
+            batch = TaskBatch.from_flat(spec.name, inputs)
+            with self._timed(f"{spec.name}_logps_forward"), self.accelerator.autocast():
+                per_token_logps = spec.logps(core, batch, self.args)
+            loss = loss + getattr(self.args, spec.loss_weight_field) * self._task_loss(spec, batch, per_token_logps)
         return loss
 
-    def _global_masked_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:
-        totals = torch.stack([(values.detach() * mask).sum(), mask.sum()])
+    def _task_loss(self, spec: TaskSpec, batch: TaskBatch, per_token_logps: torch.Tensor) -> torch.Tensor:
+        """One task's clipped surrogate, normalised over the optimizer step (`loss_type`), and its metrics."""
+        # Without stored old log-probs the rollout is used once, right after sampling: old = new (TRL's rule).
+        old = per_token_logps.detach() if batch.old_logps is None else batch.old_logps
+        terms = clipped_surrogate(
+            per_token_logps,
+            old,
+            batch.advantages,
+            epsilon_low=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            ref_logps=batch.ref_logps,
+            beta=self.beta,
+        )
+        accumulation = self.current_gradient_accumulation_steps
+        # step_tokens spans the generation batch: rescale it to one optimizer step (equal when they coincide).
+        step_tokens = batch.step_tokens * accumulation / self.args.steps_per_generation
+        loss = normalise_loss(
+            terms.per_token_loss,
+            batch.completion_mask,
+            self.loss_type,
+            step_tokens=step_tokens,
+            num_processes=self.accelerator.num_processes,
+            accumulation_steps=accumulation,
+        )
+        self._log_loss_metrics(spec, batch, terms, old, loss)
+        return loss
+
+    def _log_loss_metrics(self, spec: TaskSpec, batch: TaskBatch, terms, old: torch.Tensor, loss) -> None:
+        """Clip ratio, mean ratio, KL and sampler-vs-recomputed log-prob gap: one all-reduce for all of them."""
+        mask = batch.completion_mask
+        named = {"clip_ratio": terms.is_clipped.float(), "ratio_mean": terms.ratio}
+        if terms.per_token_kl is not None:
+            named["kl"] = terms.per_token_kl
+        if batch.sampling_logps is not None and spec.sampler_logps_comparable(self.args):
+            # ~0 on the first use of a rollout when old/new/sampling log-probs see exactly the same inputs.
+            named["sampling_logp_abs_diff"] = (old - batch.sampling_logps).abs()
+        totals = torch.stack([masked_totals(v, mask) for v in named.values()])  # [M, 2]
         totals = self.accelerator.reduce(totals, reduction="sum")
-        return (totals[0] / totals[1].clamp(min=1.0)).item()
+        for name, row in zip(named, totals, strict=True):
+            self._metrics["train"][f"{spec.name}/{name}"].append(mean_from_totals(row))
+        self._metrics["train"][f"{spec.name}/loss"].append(self.accelerator.gather(loss.detach()).mean().item())
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """TRL's metric averaging, plus a `kl` key (mean over tasks) when beta > 0."""
-        metrics = self._metrics["train" if self.model.training else "eval"]
+        metrics = self._metrics["train"]
         kls = [v for task in TASKS for v in metrics.get(f"{task}/kl", []) if not math.isnan(v)]
         if kls:
             metrics["kl"].append(sum(kls) / len(kls))

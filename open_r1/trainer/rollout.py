@@ -1,4 +1,4 @@
-"""Rollout helpers of PairGRPO: pair rows -> Janus batches, reward scoring per task, cross-rank padding.
+"""Rollout helpers of PairGRPO: dataset rows -> pair rows, reward scoring per task, cross-rank padding.
 
 Kept apart from the trainer class so each piece is a small function; no trainer state here.
 """
@@ -16,8 +16,6 @@ from rewards import combine_rewards
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("understand", "generate")
-
 
 @dataclass
 class PairRows:
@@ -30,6 +28,7 @@ class PairRows:
     captions: list[str]  # generation prompts C_g
     similarity: torch.Tensor  # [N] float, NaN when absent
     is_aligned: torch.Tensor  # [N] bool
+    own_image: torch.Tensor  # [N] bool: the question is about the image generated in this row (UniRL-style rows)
 
 
 def truncate_left(tokenizer, text: str, max_tokens: int | None) -> str:
@@ -64,6 +63,7 @@ def pair_rows(rows: list[dict], tokenizer, template: str, max_prompt_length: int
         captions=[truncate_left(tokenizer, r["prompt"], max_prompt_length) for r in rows],
         similarity=torch.tensor([math.nan if s is None else float(s) for s in similarity], dtype=torch.float32),
         is_aligned=torch.tensor([r.get("pair_type") == "aligned" for r in rows], dtype=torch.bool),
+        own_image=torch.tensor([bool(r.get("own_image", False)) for r in rows], dtype=torch.bool),
     )
 
 
@@ -94,14 +94,6 @@ def pad_right(ids: torch.Tensor, mask: torch.Tensor, length: int, pad_id: int) -
         torch.cat([ids, ids.new_full((ids.shape[0], extra), pad_id)], dim=1),
         torch.cat([mask, mask.new_zeros((mask.shape[0], extra))], dim=1),
     )
-
-
-def nan_mean_std(values: torch.Tensor) -> tuple[float, float]:
-    """Mean and std of the non-NaN entries (NaN, NaN when there are none)."""
-    valid = values[~torch.isnan(values)]
-    if valid.numel() == 0:
-        return math.nan, math.nan
-    return valid.mean().item(), (valid.std().item() if valid.numel() > 1 else 0.0)
 
 
 def frac_zero_std(rewards: torch.Tensor, group_size: int) -> float:

@@ -43,7 +43,8 @@ def tiny_args(output_dir, **overrides):
         output_dir=str(output_dir),
         num_generations_text=4,
         num_generations_image=4,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=2,  # pairs
+        bf16=False,  # explicit: the tests must not depend on whether the host has a GPU
         gradient_accumulation_steps=1,
         max_steps=1,
         max_completion_length=8,

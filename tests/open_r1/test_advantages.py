@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from open_r1.advantages import group_advantages, pair_weights
+from open_r1.advantages import group_advantages, pair_advantages, pair_weights, rank_rows
 
 NAN = math.nan
 
@@ -80,3 +80,61 @@ def test_pair_weights_rejects_unknown_mode_and_shape_mismatch():
         pair_weights(torch.ones(2), torch.ones(2, dtype=torch.bool), mode="log")
     with pytest.raises(ValueError, match="match"):
         pair_weights(torch.ones(2), torch.ones(3, dtype=torch.bool))
+
+
+# Group [0, 1, 2, 3]: mean 1.5, squared deviations sum to 5; unbiased variance 5 / (4 - 1), std sqrt(5/3) = 1.2910.
+# (n + 1 would give std 1.0, n - 2 give 1.5811, n give 1.1180: each changes the advantages below.)
+UNBIASED_STD = math.sqrt(5 / 3)
+
+
+def test_group_std_divides_the_variance_by_n_minus_1():
+    out = group_advantages(torch.tensor([0.0, 1.0, 2.0, 3.0]), 4, eps=0.0)
+    torch.testing.assert_close(out, torch.tensor([-1.5, -0.5, 0.5, 1.5]) / UNBIASED_STD)
+
+
+def test_group_std_counts_only_valid_rewards():
+    # Valid [0, 1, 2, 3] with two NaN: still n = 4 valid rewards, the NaN rows get 0.
+    out = group_advantages(torch.tensor([0.0, NAN, 1.0, 2.0, NAN, 3.0]), 6, eps=0.0)
+    torch.testing.assert_close(out, torch.tensor([-1.5, 0.0, -0.5, 0.5, 0.0, 1.5]) / UNBIASED_STD)
+
+
+@pytest.mark.parametrize(("scale", "divisor"), [(True, UNBIASED_STD), (False, 1.0)])
+def test_pair_advantages_scale_each_task_per_pair_by_the_weight(scale, divisor):
+    rewards = {
+        "understand": torch.tensor([0.0, 1.0, 2.0, 3.0] * 2),
+        "generate": torch.tensor([3.0, 2.0, 1.0, 0.0] * 2),
+    }
+    similarity = torch.tensor([1.0] * 4 + [0.25] * 4)
+    is_aligned = torch.tensor([True] * 4 + [False] * 4)
+    advantages, weights = pair_advantages(rewards, similarity, is_aligned, 4, scale=scale, weighting="sqrt")
+    base = torch.tensor([-1.5, -0.5, 0.5, 1.5]) / divisor
+    torch.testing.assert_close(weights, torch.tensor([1.0] * 4 + [0.5] * 4))
+    torch.testing.assert_close(advantages["understand"], torch.cat([base, 0.5 * base]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(advantages["generate"], -advantages["understand"], rtol=1e-4, atol=1e-4)
+
+
+def test_rank_rows_picks_this_ranks_rows():
+    gathered = torch.arange(12)
+    assert rank_rows(gathered, 0, 4).tolist() == [0, 1, 2, 3]
+    assert rank_rows(gathered, 2, 4).tolist() == [8, 9, 10, 11]
+    with pytest.raises(ValueError, match="rank 3"):
+        rank_rows(gathered, 3, 4)
+
+
+def test_group_of_one_rollout_has_zero_advantage():
+    torch.testing.assert_close(group_advantages(torch.tensor([3.0, 5.0]), 1), torch.zeros(2))
+
+
+def test_pair_advantages_default_to_scaled_sqrt_weighting():
+    rewards = {"understand": torch.tensor([0.0, 1.0, 2.0, 3.0])}
+    advantages, weights = pair_advantages(rewards, torch.full((4,), 0.25), torch.zeros(4).bool(), 4)
+    torch.testing.assert_close(weights, torch.full((4,), 0.5))
+    expected = 0.5 * torch.tensor([-1.5, -0.5, 0.5, 1.5]) / (UNBIASED_STD + 1e-4)
+    torch.testing.assert_close(advantages["understand"], expected)
+
+
+def test_pair_weight_errors_say_how_to_fix():
+    with pytest.raises(ValueError, match=r"\(one entry per pair\)"):
+        pair_weights(torch.ones(2), torch.ones(3).bool())
+    with pytest.raises(ValueError, match="mark the pair `pair_type: aligned`"):
+        pair_weights(torch.tensor([math.nan]), torch.zeros(1).bool())

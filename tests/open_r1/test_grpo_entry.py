@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from open_r1.grpo import model_dtype, resume_checkpoint, uses_deepspeed
+from open_r1.grpo import resume_checkpoint
+from open_r1.runtime import model_dtype, uses_deepspeed
 
 
 def test_uses_deepspeed_reads_argv_and_yaml(tmp_path):
@@ -30,7 +31,7 @@ def test_uses_deepspeed_reads_argv_and_yaml(tmp_path):
 )
 def test_model_dtype(deepspeed, bf16, dtype, expected):
     args = SimpleNamespace(deepspeed=deepspeed, bf16=bf16, fp16=False)
-    assert model_dtype(SimpleNamespace(dtype=dtype), args) == expected
+    assert model_dtype(dtype, args) == expected
 
 
 def test_resume_checkpoint_resolves_last(tmp_path):

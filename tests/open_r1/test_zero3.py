@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,17 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    extensions = REPO / ".torch_extensions"
-    extensions.mkdir(exist_ok=True)
+    # DeepSpeed's JIT builds go outside the checkout (kept between runs: the first build takes a minute).
+    extensions = Path(
+        os.environ.get("TORCH_EXTENSIONS_DIR") or Path(tempfile.gettempdir()) / "pairuni_torch_extensions"
+    )
+    extensions.mkdir(parents=True, exist_ok=True)
     for lock in extensions.glob("*/lock"):  # a killed JIT build leaves a lock that hangs every later run
         lock.unlink()
     return {
         **os.environ,
         "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",  # the CPU/gloo path, whatever the host has
         "TORCH_EXTENSIONS_DIR": str(extensions),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
@@ -49,7 +54,8 @@ def test_two_process_zero3_run_saves_a_loadable_checkpoint(tiny_janus_path, pair
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "generate/reward_mean" in r]
     assert [r["step"] for r in steps] == [1, 2]
-    assert all(r["understand/ratio_mean"] == pytest.approx(1.0, abs=1e-5) for r in steps)
+    # Recomputed log-probs match the sampler's on every rank (same inputs for rollout and loss under ZeRO-3).
+    assert all(r[f"{task}/sampling_logp_abs_diff"] < 1e-4 for r in steps for task in ("understand", "generate"))
     assert (out / "reward_curves.png").is_file() and (out / "samples" / "step_000000.png").is_file()
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()  # resumable: optimizer/scheduler/RNG state
 

@@ -122,6 +122,13 @@ def test_extract_choice_rejects_non_text():
         ("Q?\nA. only one", {}),
         ("Example:\nA. x\nB. y\nQuestion:\nA. cat\nB. dog\nC. bird", {"A": "cat", "B": "dog", "C": "bird"}),
         ("Q?\nA. cat\nC. skipped", {}),
+        (
+            "Which?\nOptions: A: a cat, B: a dog, sleeping, C: a bird",
+            {"A": "a cat", "B": "a dog, sleeping", "C": "a bird"},
+        ),
+        ("Options: old\nWhich?\nOptions: A: red, B: blue,", {"A": "red", "B": "blue"}),  # the last block, no comma
+        ("Which?\nOptions: A: red", {}),  # one option is no choice
+        ("Which?\nOptions: A: ,red, B: blue", {"A": ",red", "B": "blue"}),
     ],
 )
 def test_parse_options(question, expected):
