@@ -13,6 +13,8 @@ It runs the Llama decoder layers of transformers' Janus language model, called w
 from __future__ import annotations
 
 import logging
+import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -261,6 +263,11 @@ def with_eager_fallback(compiled: Callable[[], object], eager: Callable[[], obje
         return eager()
 
 
+def compilation_failed() -> bool:
+    """Whether an earlier call fell back to eager (later calls then run eager)."""
+    return _FALLBACK["failed"]
+
+
 def reset_fallback() -> None:
     """Forget an earlier compilation failure and the compiled steps (tests; a new process starts clean anyway)."""
     _FALLBACK["failed"] = False
@@ -350,6 +357,28 @@ def decode_answers(
     return ids, keep, state.logps[:, :length].clone() if return_logps else None
 
 
+def steady_step_op_counts(run: Callable[[], object]) -> tuple[float, float]:
+    """Diagnostics: median aten ops and host syncs (`aten::_local_scalar_dense`) per steady-state step of `run`.
+
+    Counted with the profiler (every op through the dispatcher, nested ones and compiled code's extern kernels
+    included; a TorchDispatchMode would itself make dynamo recompile). A step starts at its noise draw
+    (`aten::exponential_`, so `run` must sample with one shared generator); the prefill, the first step and the last are left out.
+    """
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        run()
+    events = sorted((e.time_range.start, e.name) for e in profile.events() if e.name.startswith("aten::"))
+    steps: list[Counter] = []
+    for _, name in events:
+        if name == "aten::exponential_" or not steps:
+            steps.append(Counter())
+        steps[-1]["ops"] += 1
+        steps[-1]["syncs"] += name == "aten::_local_scalar_dense"
+    steady = steps[2:-1]
+    if not steady:
+        raise ValueError("steady_step_op_counts needs a sampling run of at least 4 steps.")
+    return statistics.median(s["ops"] for s in steady), statistics.median(s["syncs"] for s in steady)
+
+
 __all__ = [
     "ANSWER_CHECK_EVERY",
     "LENGTH_BUCKET",
@@ -358,5 +387,6 @@ __all__ = [
     "decode_answers",
     "decode_images",
     "default_decode",
+    "steady_step_op_counts",
     "with_eager_fallback",
 ]
