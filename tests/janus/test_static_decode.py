@@ -1,8 +1,9 @@
 """Compiled decode (janus.static_decode): same tokens and log-probs as eager, no host sync per step, one cache
 storage for the whole loop, bounded recompiles, and a one-warning fallback to eager when compilation fails.
 
-Compiling the tiny model's steps takes ~15-100 s on a shared 2-core CPU (once per step function per process;
-every test reuses the same graphs), hence the slow marks.
+Compiling the tiny model's steps takes ~15-100 s per step function on a 2-core CPU (once per process: every test
+uses the same sampling options, so they share the graphs; on a heavily shared machine it took minutes), hence
+the slow marks.
 """
 
 import logging
@@ -17,7 +18,7 @@ PROMPTS = ["a red apple", "two cats are sitting on a yellow sofa in the park at 
 QUESTIONS = ["What color is the sky?", "How many birds are there in the picture? Answer with the letter."]
 # One set of sampling options for every compiled call, so every test reuses the same compiled graphs.
 IMAGE_OPTIONS = dict(cfg_weight=5.0, temperature=1.0, return_logps=True)
-ANSWER_OPTIONS = dict(max_new_tokens=40, temperature=1.0, return_logps=True)
+ANSWER_OPTIONS = dict(max_new_tokens=24, temperature=1.0, return_logps=True)
 
 
 def _generators(seeds):
@@ -143,7 +144,8 @@ def test_compiled_loop_writes_one_cache_storage_in_place(tiny_janus, monkeypatch
         return call
 
     monkeypatch.setattr(static_decode, "compiled_step", recording)
-    tokens = sample_image_tokens(model, batch, generator=torch.Generator().manual_seed(0), decode="compiled")
+    generator = torch.Generator().manual_seed(0)
+    tokens = sample_image_tokens(model, batch, generator=generator, decode="compiled", **IMAGE_OPTIONS)
     assert len(seen) == tokens.tokens.shape[1]
     assert len({(keys, hidden) for keys, hidden, _ in seen}) == 1  # one storage for the whole loop
     assert all(written for *_, written in seen)  # and each step wrote its column into it
