@@ -23,11 +23,12 @@ counts: Counter = Counter()
 
 
 def _counting(name: str, original):
-    def wrapped(output, *args, **kwargs):
+    def wrapped(*args, **kwargs):
+        output = args[0] if args else kwargs.get("output_tensor", kwargs.get("tensor_list"))
         counts["calls"] += 1
         tensors = output if isinstance(output, list) else [output]
         counts["bytes"] += sum(t.numel() * t.element_size() for t in tensors)
-        return original(output, *args, **kwargs)
+        return original(*args, **kwargs)
 
     wrapped.__name__ = name
     return wrapped
@@ -46,7 +47,8 @@ def run_mode(engine, model, processor, single_head_call: bool, chunks: int) -> C
     questions = [f"What is in picture {rank}?", "How many birds are there?"]
     images = torch.rand(2, 3, processor.image_size, processor.image_size, generator=torch.Generator().manual_seed(0))
     answer_batch = processor.encode_understanding(questions, images * 2 - 1)
-    completion = torch.randint(0, 1000, (2, 4 * chunks), generator=torch.Generator().manual_seed(1))
+    vocab = model.config.text_config.vocab_size
+    completion = torch.randint(0, vocab, (2, 4 * chunks), generator=torch.Generator().manual_seed(1))
     gen_batch = processor.encode_generation(["a red apple", "two cats on a sofa"])
     image_tokens = torch.randint(0, model.config.vq_config.num_embeddings, (2, processor.num_image_tokens))
     original = logprobs._is_zero3_partitioned
