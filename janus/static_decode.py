@@ -219,6 +219,12 @@ def compiled_step(step: Callable, device: torch.device) -> Callable:
     key = (step.__name__, device.type)
     if key not in _COMPILED:
         mode = "reduce-overhead" if device.type == "cuda" else None
+        if device.type == "cuda":
+            # Each call brings new loop buffers, and under ZeRO-3 every rollout re-gathers the weights to new
+            # addresses: the CUDA graph is re-recorded once per call, which must not hit inductor's default cap
+            # (after which it silently stops using CUDA graphs for the rest of training).
+            triton = torch._inductor.config.triton
+            triton.cudagraph_unexpected_rerecord_limit = max(triton.cudagraph_unexpected_rerecord_limit, 10**9)
         _COMPILED[key] = torch.compile(step, mode=mode, dynamic=False, fullgraph=True)
     return _COMPILED[key]
 
