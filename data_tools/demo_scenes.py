@@ -13,13 +13,11 @@ from dataclasses import asdict, dataclass
 from PIL import Image, ImageDraw
 
 from rewards.reward_demo import COLORS as REWARD_COLORS
+from rewards.reward_toy import BACKGROUND, COUNT_WORDS, SHAPES, WORLD_COLORS
 
-# Drawn in the demo reward's own target colours (one table), so a scene scores highest against its own prompt.
-COLORS = {name: tuple(round(255 * c) for c in REWARD_COLORS[name]) for name in ("red", "green", "blue", "yellow")}
-SHAPES = ("circle", "square", "triangle", "diamond")
+# Drawn in the demo rewards' own colours and shapes (one table), so a scene scores highest against its own prompt.
+COLORS = {name: tuple(round(255 * c) for c in REWARD_COLORS[name]) for name in WORLD_COLORS}
 POSITIONS = ("left", "right", "top", "bottom")
-COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
-BACKGROUND = (235, 235, 235)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rewards.reward_demo import demo_color
+from rewards.reward_toy import toy_geneval
 from rewards.reward_understand import accuracy_reward, completion_text, extract_choice, format_reward
 
 if TYPE_CHECKING:
@@ -34,12 +35,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# name -> task whose rollouts it scores. "demo_color" is DEMO ONLY (see rewards/reward_demo.py).
+# name -> task whose rollouts it scores. "demo_color" and "toy_geneval" are DEMO ONLY (rewards/reward_demo.py,
+# rewards/reward_toy.py).
 REWARD_TASKS: dict[str, str] = {
     "accuracy": "understand",
     "format": "understand",
     "hps_v2.1": "generate",
     "demo_color": "generate",
+    "toy_geneval": "generate",
 }
 REWARD_NAMES: tuple[str, ...] = tuple(REWARD_TASKS)
 
@@ -111,6 +114,7 @@ def build_reward_funcs(
         "accuracy": lambda: accuracy_reward,
         "format": lambda: format_reward,
         "demo_color": lambda: demo_color,
+        "toy_geneval": lambda: toy_geneval,
         "hps_v2.1": lambda: _hps_reward(
             _load_scorer(
                 hps_checkpoint, device=device, dtype=hps_dtype, batch_size=hps_batch_size, model_name=hps_model_name
