@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 TOY_UNDERSTANDING_TEMPLATE = "{question}"
 TOY_SYSTEM_PROMPT = ""
 SETTINGS_FILE = "toy_settings.json"
+TOY_CFG_WEIGHT = 3.0  # the toy recipe's cfg_weight: the unconditional branch is only lightly trained
 RESTART_EVERY = 20  # VQ steps between dead-code restarts
 FOREGROUND_WEIGHT = 4.0  # extra reconstruction weight of shape pixels
 BACKGROUND_PIXEL = torch.tensor(BACKGROUND).view(1, 3, 1, 1) / 127.5 - 1.0  # in the VQ's [-1, 1] range
@@ -74,10 +75,11 @@ class ToySettings:
     num_scenes: int = 512  # drawn scenes (the world has 96 distinct ones; repeats carry different questions)
     vq_steps: int = 200
     vq_lr: float = 3e-3
-    lm_steps: int = 150
+    lm_steps: int = 400
     lm_lr: float = 3e-3
     batch_size: int = 16
     uncond_prob: float = 0.15  # share of generation rows trained on the all-pad CFG prompt
+    eval_scenes: int = 64  # held-out scenes for the summary's accuracy / toy_geneval
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -268,13 +270,19 @@ def warm_start(model, processor, world: list[ToySample], tokens: torch.Tensor, s
         optimizer.step()
         if step % 50 == 0 or step == settings.lm_steps - 1:
             logger.info(
-                "warm start step %d/%d: answer nll %.3f, image nll %.3f", step + 1, settings.lm_steps, und, gen
+                "warm start step %d/%d: answer nll %.3f, image nll %.3f",
+                step + 1,
+                settings.lm_steps,
+                und.item(),
+                gen.item(),
             )
     model.eval()
 
 
 @torch.no_grad()
-def evaluate(model, processor, samples: list[ToySample], cfg_weight: float = 5.0, seed: int = 0) -> dict[str, float]:
+def evaluate(
+    model, processor, samples: list[ToySample], cfg_weight: float = TOY_CFG_WEIGHT, seed: int = 0
+) -> dict[str, float]:
     """Sampled (temperature 1) accuracy and toy_geneval reward on `samples`: what RL starts from."""
     torch.manual_seed(seed)
     questions = [TOY_UNDERSTANDING_TEMPLATE.format(question=s.question) for s in samples]
@@ -313,7 +321,7 @@ def build_toy_checkpoint(out_dir: str | Path, settings: ToySettings | None = Non
     vq_mse = train_vq(model.model.vqmodel, pixels, settings, generator)
     tokens = image_tokens(model.model.vqmodel, pixels)  # [N, 16]
     warm_start(model, processor, world, tokens, settings)
-    held_out = make_world(64, settings.seed + 1000, settings.image_size)
+    held_out = make_world(settings.eval_scenes, settings.seed + 1000, settings.image_size)
     summary = {"settings": asdict(settings), "key": settings.key(), "vq_mse": vq_mse}
     summary |= {"codes_used": int(tokens.unique().numel()), **evaluate(model, processor, held_out)}
     summary["build_seconds"] = round(time.monotonic() - start, 1)
