@@ -8,8 +8,10 @@ processes under ZeRO-3.
 """
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from janus.toy import (
     TOY_CFG_WEIGHT,
@@ -22,7 +24,8 @@ from janus.toy import (
 from open_r1.trainer import PairGRPOTrainer
 from rewards import build_reward_funcs
 
-STEPS = 15
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "toy_cpu.yaml"
+STEPS = 30
 MARGIN = 0.05  # per task, last-third mean minus first-third mean (the demo's 2-process run asks for 0.1)
 
 
@@ -63,31 +66,20 @@ def test_both_task_rewards_rise_with_the_real_rewards(toy_janus_path, tmp_path):
     from open_r1.configs import PairGRPOConfig
     from open_r1.dataset import load_pair_dataset
 
-    args = PairGRPOConfig(
-        output_dir=str(tmp_path / "run"),
-        num_generations_text=4,
-        num_generations_image=4,
-        per_device_train_batch_size=16,
-        max_steps=STEPS,
-        max_completion_length=4,
-        learning_rate=1e-3,
-        lr_scheduler_type="constant",
-        cfg_weight=TOY_CFG_WEIGHT,
-        understanding_prompt_template=TOY_UNDERSTANDING_TEMPLATE,
-        understanding_system_prompt=TOY_SYSTEM_PROMPT,
-        trainable_modules=["language_model", "generation_head"],
-        reward_funcs=["accuracy", "toy_geneval"],
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        log_images_steps=0,
-        gradient_checkpointing=False,
-        bf16=False,
-        seed=0,
-    )
+    recipe = yaml.safe_load(RECIPE.read_text())
+    # The demo's recipe, in one process: twice the per-process rows keeps the demo's global batch (2 processes).
+    recipe |= {
+        "per_device_train_batch_size": 2 * recipe["per_device_train_batch_size"],
+        "max_steps": STEPS,
+        "output_dir": str(tmp_path / "run"),
+        "report_to": [],
+        "save_strategy": "no",
+        "log_images_steps": 0,
+    }
+    args = PairGRPOConfig(**recipe)
     model, processor = janus.load_pretrained(toy_janus_path, dtype=torch.float32)
     dataset = load_pair_dataset(write_toy_pairs(tmp_path / "data", 64, seed=7))
-    funcs = build_reward_funcs(["accuracy", "toy_geneval"])
+    funcs = build_reward_funcs(args.reward_funcs, args.reward_weights)
     trainer = PairGRPOTrainer(model=model, processor=processor, reward_funcs=funcs, args=args, train_dataset=dataset)
     trainer.train()
     history = [h for h in trainer.state.log_history if "understand/reward_mean" in h]
@@ -96,3 +88,10 @@ def test_both_task_rewards_rise_with_the_real_rewards(toy_janus_path, tmp_path):
         curve = [h[f"{task}/reward_mean"] for h in history]
         first, last = thirds(curve)
         assert last > first + MARGIN, f"{task} reward did not rise: {[round(c, 2) for c in curve]}"
+
+
+def test_recipe_uses_the_answer_format_the_toy_model_learnt():
+    recipe = yaml.safe_load(RECIPE.read_text())
+    assert recipe["understanding_prompt_template"] == TOY_UNDERSTANDING_TEMPLATE
+    assert recipe["understanding_system_prompt"] == TOY_SYSTEM_PROMPT
+    assert recipe["cfg_weight"] == TOY_CFG_WEIGHT
