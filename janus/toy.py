@@ -2,8 +2,8 @@
 
 The world is `data_tools.demo_scenes` (one colour, one shape kind, 1-3 copies on a light background, captions,
 4-option questions). The build, all on CPU in about two minutes:
-1. a random tiny checkpoint of the real Janus-Pro structure (VQ-16 with downsample 16, 64 px images -> 4 x 4 = 16
-   image tokens; SigLIP-style tower with patch 16), with a BPE tokenizer that knows the world's words;
+1. a random tiny checkpoint of the real Janus-Pro structure (VQ-16 blocks with downsample 8, 32 px images -> 4 x 4 = 16
+   image tokens; SigLIP-style tower with patch 8), with a BPE tokenizer that knows the world's words;
 2. the VQ tokenizer trained to reconstruct the scenes (straight-through estimator, L2-normalised codebook as in
    LlamaGen), so image tokens mean something and decoded images look like scenes;
 3. a short supervised warm start of the whole model: caption -> the scene's image tokens (generation head), and
