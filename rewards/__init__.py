@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rewards.reward_demo import demo_color
+from rewards.reward_toy import toy_geneval
 from rewards.reward_understand import accuracy_reward, completion_text, extract_choice, format_reward
 from rewards.reward_unirl import AnswerJudge, unirl_answer_reward, unirl_image_reward
 
@@ -37,7 +38,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# name -> task whose rollouts it scores. "demo_color" is DEMO ONLY (see rewards/reward_demo.py).
+# name -> task whose rollouts it scores. "demo_color" and "toy_geneval" are DEMO ONLY (rewards/reward_demo.py,
+# rewards/reward_toy.py).
 REWARD_TASKS: dict[str, str] = {
     "accuracy": "understand",
     "format": "understand",
@@ -47,6 +49,7 @@ REWARD_TASKS: dict[str, str] = {
     # kwargs["judge_answers"] and kwargs["question"].
     "unirl_answer": "understand",
     "unirl_image": "generate",
+    "toy_geneval": "generate",
 }
 REWARD_NAMES: tuple[str, ...] = tuple(REWARD_TASKS)
 
@@ -123,6 +126,7 @@ def build_reward_funcs(
         "demo_color": lambda: demo_color,
         "unirl_answer": lambda: functools.partial(unirl_answer_reward, llm_judge=answer_judge),
         "unirl_image": lambda: functools.partial(unirl_image_reward, llm_judge=answer_judge),
+        "toy_geneval": lambda: toy_geneval,
         "hps_v2.1": lambda: _hps_reward(
             _load_scorer(
                 hps_checkpoint, device=device, dtype=hps_dtype, batch_size=hps_batch_size, model_name=hps_model_name
