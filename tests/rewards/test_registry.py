@@ -12,7 +12,13 @@ QUESTION = "Which animal?\nA. cat\nB. dog"
 
 def test_names_and_tasks():
     assert set(REWARD_NAMES) == {
-        "accuracy", "format", "hps_v2.1", "demo_color", "toy_geneval", "unirl_answer", "unirl_image"
+        "accuracy",
+        "format",
+        "hps_v2.1",
+        "demo_color",
+        "toy_geneval",
+        "unirl_answer",
+        "unirl_image",
     }
     funcs = build_reward_funcs(["accuracy", "format", "demo_color"], [1.0, 0.5, 2.0])
     assert [(f.name, f.__name__, f.task, f.weight) for f in funcs] == [
