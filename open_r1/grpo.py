@@ -74,6 +74,7 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
             training_args.reward_weights,
             hps_checkpoint=training_args.hps_checkpoint,
             device=training_args.reward_device or training_args.device,
+            hps_precision=training_args.hps_precision,
         )
         model, processor = janus.load_pretrained(
             model_args.model_name_or_path, dtype=model_dtype(model_args.dtype, training_args)

@@ -99,6 +99,7 @@ def build_reward_funcs(
     hps_dtype: torch.dtype = torch.float32,
     hps_batch_size: int = 16,
     hps_model_name: str = "ViT-H-14",
+    hps_precision: str = "fp32",
     answer_judge: AnswerJudge | None = None,
 ) -> list[RewardFunc]:
     """Reward callables for config `names` (see `REWARD_NAMES`), with `weights` (default 1.0 each).
@@ -129,7 +130,12 @@ def build_reward_funcs(
         "toy_geneval": lambda: toy_geneval,
         "hps_v2.1": lambda: _hps_reward(
             _load_scorer(
-                hps_checkpoint, device=device, dtype=hps_dtype, batch_size=hps_batch_size, model_name=hps_model_name
+                hps_checkpoint,
+                device=device,
+                dtype=hps_dtype,
+                batch_size=hps_batch_size,
+                model_name=hps_model_name,
+                precision=hps_precision,
             )
         ),
     }
