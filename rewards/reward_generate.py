@@ -1,6 +1,6 @@
-"""HPS v2.1 image reward (PairUni's generation reward, method.md §2), offline and batched.
+"""HPS v2.1 image reward (PairUni's generation reward, paper §3.2), offline and batched.
 
-The `hpsv2` pip package is deliberately not used (pitfalls.md, Rewards): it downloads 3.9 GB of LAION
+The `hpsv2` pip package is deliberately not used (README "Rewards"): it downloads 3.9 GB of LAION
 weights only to overwrite them, fetches the checkpoint from the hub, misses the tokenizer vocabulary in
 its wheel, pins pytest/protobuf versions that conflict with this stack, and reloads the checkpoint on
 every `score()` call. Here the open_clip `ViT-H-14` architecture (key-for-key what HPS trained) is built
@@ -99,7 +99,7 @@ def outside_zero_init() -> Iterator[None]:
     """Suspend an active DeepSpeed ZeRO-3 `zero.Init` context while the body builds a model.
 
     Modules built inside `zero.Init` get partitioned parameters (shape [0] on every rank), which breaks a
-    frozen reward model that each rank runs whole (pitfalls.md). `zero.Init(enabled=False)` does not help
+    frozen reward model that each rank runs whole. `zero.Init(enabled=False)` does not help
     when nested in an active context, so this unpatches module construction through DeepSpeed's own
     `shutdown_init_context` / `restore_init_context` pair (DeepSpeed 0.19). If DeepSpeed was never
     imported no context can be active and nothing happens.
