@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny random Janus-Pro checkpoint in the original DeepSeek format, built once per session."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +13,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# DeepSpeed JIT-builds its CPU ops once per folder: every multi-process test shares one build, outside the checkout.
+# An interrupted build leaves a `lock` file that hangs every later run, so stale locks go at session start.
+_EXTENSIONS = Path(
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(tempfile.gettempdir()) / "pairuni_torch_ext"))
+)
+for _lock in _EXTENSIONS.glob("*/lock"):
+    _lock.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
