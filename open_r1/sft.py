@@ -15,8 +15,8 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser
 
 import janus
-from open_r1.configs import PairScriptArguments
 from janus.checkpoint import verify_checkpoint_files
+from open_r1.configs import PairScriptArguments
 from open_r1.grpo import setup_logging
 from open_r1.logs import filter_known_warnings
 from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume

@@ -11,7 +11,15 @@ QUESTION = "Which animal?\nA. cat\nB. dog"
 
 
 def test_names_and_tasks():
-    assert set(REWARD_NAMES) == {"accuracy", "format", "hps_v2.1", "demo_color", "unirl_answer", "unirl_image"}
+    assert set(REWARD_NAMES) == {
+        "accuracy",
+        "format",
+        "hps_v2.1",
+        "demo_color",
+        "unirl_answer",
+        "unirl_image",
+        "self_check",
+    }
     funcs = build_reward_funcs(["accuracy", "format", "demo_color"], [1.0, 0.5, 2.0])
     assert [(f.name, f.__name__, f.task, f.weight) for f in funcs] == [
         ("accuracy", "accuracy", "understand", 1.0),
