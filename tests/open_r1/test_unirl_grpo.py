@@ -199,3 +199,19 @@ def test_unirl_config_checks(tmp_path):
         config(method="t2i-r1")
     with pytest.raises(ValueError, match="answer_judge_cache_dir"):
         config(answer_judge_model="gpt-4o-mini")
+
+
+@pytest.mark.parametrize(("method", "card"), [("unirl", "UniRL"), ("pairgrpo", "PairGRPO")])
+def test_the_model_card_names_the_configured_method(tmp_path, method, card):
+    from types import SimpleNamespace
+
+    from open_r1.trainer.model_card import model_card_info
+
+    reward_funcs = ["accuracy", "unirl_image"]
+    args = PairGRPOConfig(output_dir=str(tmp_path), bf16=False, report_to=[], method=method, reward_funcs=reward_funcs)
+    trainer = SimpleNamespace(  # what the card reads from a PairGRPOTrainer
+        args=args,
+        model=SimpleNamespace(config=SimpleNamespace(_name_or_path="Janus-Pro-1B")),
+        state=SimpleNamespace(log_history=[], global_step=0),
+    )
+    assert model_card_info(trainer, "run", tmp_path).method == card

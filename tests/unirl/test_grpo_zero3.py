@@ -39,7 +39,9 @@ def test_two_process_zero3_unirl_grpo_saves_a_loadable_checkpoint(tiny_janus_pat
         *("--deepspeed", str(REPO / "configs" / "zero3.json"), "--model_name_or_path", str(tiny_janus_path)),
         *("--pair_data_path", str(_write_rows(tmp_path)), "--output_dir", str(out)),
         *("--max_steps", "2", "--save_steps", "2", "--reward_funcs", "accuracy", "unirl_image", "self_check"),
-        *("--reward_weights", "1.0", "1.0", "1.0"),
+        # A random tiny model answers no letter right (correctness rewards are all 0): demo_color gives the image
+        # groups a spread, so a gradient flows and the saved weights must differ.
+        *("demo_color", "--reward_weights", "1.0", "1.0", "1.0", "1.0"),
     ]
     result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=480)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
