@@ -13,13 +13,11 @@ from dataclasses import asdict, dataclass
 from PIL import Image, ImageDraw
 
 from rewards.reward_demo import COLORS as REWARD_COLORS
+from rewards.reward_toy import BACKGROUND, COUNT_WORDS, SHAPES, WORLD_COLORS
 
-# Drawn in the demo reward's own target colours (one table), so a scene scores highest against its own prompt.
-COLORS = {name: tuple(round(255 * c) for c in REWARD_COLORS[name]) for name in ("red", "green", "blue", "yellow")}
-SHAPES = ("circle", "square", "triangle", "diamond")
+# Drawn in the demo rewards' own colours and shapes (one table), so a scene scores highest against its own prompt.
+COLORS = {name: tuple(round(255 * c) for c in REWARD_COLORS[name]) for name in WORLD_COLORS}
 POSITIONS = ("left", "right", "top", "bottom")
-COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
-BACKGROUND = (235, 235, 235)
 
 
 @dataclass(frozen=True)
@@ -87,27 +85,30 @@ def generation_prompt(scene: Scene) -> str:
     return f"a photo of {article} {scene.color} {noun(scene)}"
 
 
-def _choices(correct: str, pool: list[str], rng: random.Random) -> tuple[list[str], str]:
-    """Four options (correct + 3 distractors from `pool`), shuffled; returns (options, answer letter)."""
-    options = [correct] + rng.sample([p for p in pool if p != correct], 3)
-    rng.shuffle(options)
-    return options, chr(ord("A") + options.index(correct))
+def _choices(correct: str, pool: list[str]) -> tuple[list[str], str]:
+    """All four values of the asked property, always in the same order; returns (options, answer letter).
+
+    Every property has exactly four values, so the options are the whole pool in a fixed order: the letter then
+    depends only on what the image shows, which a toy model can learn in seconds (shuffled options would also need
+    it to read the option texts).
+    """
+    return list(pool), chr(ord("A") + pool.index(correct))
 
 
 def multiple_choice(scene: Scene, rng: random.Random) -> tuple[str, list[str], str]:
-    """A correct 4-option question about the scene: (stem, options, answer letter)."""
+    """A correct 4-option question about the scene (the asked property drawn with `rng`): (stem, options, letter)."""
     kinds = ["count", "color", "shape"] + (["position"] if scene.count == 1 else [])
     kind = rng.choice(kinds)
     if kind == "count":
         stem = f"How many {scene.shape}s are in the image?"
-        options, answer = _choices(str(scene.count), ["1", "2", "3", "4"], rng)
+        options, answer = _choices(str(scene.count), ["1", "2", "3", "4"])
     elif kind == "color":
         stem = f"What colour is the {scene.shape}?" if scene.count == 1 else f"What colour are the {scene.shape}s?"
-        options, answer = _choices(scene.color, sorted(COLORS), rng)
+        options, answer = _choices(scene.color, sorted(COLORS))
     elif kind == "shape":
         stem = f"What shape is the {scene.color} object?" if scene.count == 1 else "What shape are the objects?"
-        options, answer = _choices(scene.shape, list(SHAPES), rng)
+        options, answer = _choices(scene.shape, list(SHAPES))
     else:
         stem = f"Where is the {scene.color} {scene.shape} in the image?"
-        options, answer = _choices(scene.position, list(POSITIONS), rng)
+        options, answer = _choices(scene.position, list(POSITIONS))
     return stem, options, answer

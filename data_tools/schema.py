@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewards.reward_understand import parse_options
+from rewards.reward_understand import MC_INSTRUCTION, parse_options
 
 # "random" marks the pairing ablation's random pairs (PairUni §4, `data_tools.random_pairs`).
 PAIR_TYPES = ("aligned", "retrieved", "random")
 # Threads decoding images up front: PIL releases the GIL while decoding, so checking overlaps I/O and decode.
 IMAGE_CHECK_THREADS = 8
 # The answer-format instruction closing every multiple-choice question in the released PairUG data.
-MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."
+MCQ_SUFFIX = MC_INSTRUCTION  # one instruction line for pairs, benchmarks and the reward
 
 
 class SchemaError(ValueError):

@@ -1,9 +1,14 @@
 """Per-token log-probs of sampled answer and image tokens, with grad, for the GRPO loss (and the old/ref policies).
 
 One forward over prompt + completion, then the head (text `lm_head` or the image generation head) on chunks of
-positions: each chunk's float32 logits give `logit[token] - logsumexp(logits)`, so only [N, chunk, V] logits exist
-at a time. With grad on, every chunk runs under activation checkpointing, so backward keeps the hidden states, not
-the logits, and recomputes one chunk at a time; no full-vocabulary log-softmax is ever kept for all positions.
+positions: each chunk's float32 logits give `logit[token] - logsumexp(logits)`, so only [N, chunk, V] float32 logits
+exist at a time. With grad on, every chunk runs under activation checkpointing, so backward recomputes one chunk at
+a time; no full-vocabulary log-softmax is ever kept for all positions.
+
+Under DeepSpeed ZeRO-3 every call of the head module gathers its weight (the Janus-Pro text head is 0.42 GB in
+bf16), and per-chunk calls under checkpointing gather it three times per chunk (forward, recompute, backward).
+There the head runs once over all positions (logits kept in the model dtype) and only the float32 log-softmax is
+chunked: one gather in the forward and one in the backward, for [N, L, V] logits in bf16 held until backward.
 """
 
 from __future__ import annotations
@@ -26,18 +31,24 @@ LOGIT_CHUNK_ELEMENTS = 2**25
 
 
 def _chunk_logps(
-    head: Callable[[torch.Tensor], torch.Tensor],
-    cond_hidden: torch.Tensor,
-    uncond_hidden: torch.Tensor | None,
+    head: Callable[[torch.Tensor], torch.Tensor] | None,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
     targets: torch.LongTensor,
     cfg_weight: float | None,
     temperature: float,
 ) -> torch.Tensor:
-    """hidden [N, C, D] -> log-prob of `targets` [N, C] under softmax(cfg_mix(head(cond), head(uncond)) / T)."""
-    cond_logits = head(cond_hidden)  # [N, C, V]
-    uncond_logits = head(uncond_hidden) if uncond_hidden is not None else None
+    """Log-prob of `targets` [N, C] under softmax(cfg_mix(cond, uncond) / T) from hidden states [N, C, D] passed
+    through `head`, or (head None) from logits [N, C, V] the head already produced."""
+    cond_logits = head(cond) if head is not None else cond  # [N, C, V]
+    uncond_logits = (head(uncond) if head is not None else uncond) if uncond is not None else None
     logits = cfg_mix(cond_logits, uncond_logits, cfg_weight) / temperature  # [N, C, V] float32
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+
+
+def _is_zero3_partitioned(head: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """Whether `head` holds DeepSpeed ZeRO-3 parameters (tagged `ds_id`): then every call gathers its weights."""
+    return isinstance(head, torch.nn.Module) and any(hasattr(p, "ds_id") for p in head.parameters())
 
 
 def gathered_logps(
@@ -49,17 +60,28 @@ def gathered_logps(
     uncond_hidden: torch.Tensor | None = None,
     cfg_weight: float | None = None,
     temperature: float = 1.0,
+    single_head_call: bool | None = None,
 ) -> torch.Tensor:
-    """Memory-bounded log-probs of `targets` [N, L] from hidden states [N, L, D] (see the module docstring)."""
+    """Memory-bounded log-probs of `targets` [N, L] from hidden states [N, L, D] (see the module docstring).
+
+    `single_head_call`: run the head once over all positions and chunk only the log-softmax (default: exactly when
+    the head is ZeRO-3-partitioned, where each head call is an all-gather of its weights); else per chunk.
+    """
     if temperature <= 0:
         raise ValueError(f"temperature={temperature} must be > 0 (use the sampling temperature, 1.0 by default).")
     n, length = targets.shape
     chunk = max(1, LOGIT_CHUNK_ELEMENTS // max(1, n * vocab_size * (2 if uncond_hidden is not None else 1)))
+    if single_head_call is None:
+        single_head_call = _is_zero3_partitioned(head)
+    if single_head_call:
+        cond_hidden = head(cond_hidden)  # [N, L, V] in the model dtype: one gather of the head's weights
+        uncond_hidden = head(uncond_hidden) if uncond_hidden is not None else None
+    chunk_head = None if single_head_call else head
     parts = []
     for start in range(0, length, chunk):
         window = slice(start, start + chunk)
         args = (
-            head,
+            chunk_head,
             cond_hidden[:, window],
             uncond_hidden[:, window] if uncond_hidden is not None else None,
             targets[:, window],

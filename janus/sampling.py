@@ -170,6 +170,11 @@ def image_seed(base_seed: int, prompt_index: int, image_index: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def _check_decode(decode: str) -> None:
+    if decode not in ("eager", "compiled"):
+        raise ValueError(f"decode={decode!r} is unknown; use 'eager' (the reference loop) or 'compiled'.")
+
+
 def _check_generators(generator: torch.Generator | list[torch.Generator] | None, rows: int) -> None:
     if isinstance(generator, list | tuple) and len(generator) != rows:
         raise ValueError(
@@ -185,6 +190,30 @@ def _generator_rows(
     return list(generator[start:stop]) if isinstance(generator, list | tuple) else generator
 
 
+def draw_race_noise(noise: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """Fill `noise` [R, V] in place with Exp(1) draws: all rows from one generator, or row r from generator[r].
+
+    The eager and the compiled decode (janus.static_decode) both draw through here, outside any captured graph,
+    so the same generators give both paths the same random numbers.
+    """
+    if isinstance(generator, list | tuple):
+        for row, row_generator in zip(noise, generator):
+            row.exponential_(generator=row_generator)
+    else:
+        noise.exponential_(generator=generator)
+    return noise
+
+
+def race_tokens(logits: torch.Tensor, noise: torch.Tensor) -> torch.LongTensor:
+    """One draw per row from softmax(logits) [R, V] given Exp(1) `noise` [R, V]: the exponential race.
+
+    argmax_v p_v / E_v is distributed as p (E_v / p_v ~ Exp(p_v); the smallest wins with probability p_v / sum p),
+    and argmax(logits - log E) is the same argmax without the softmax. Unlike `torch.multinomial` it has fixed
+    shapes and no host sync, so it runs inside a CUDA graph; -inf (filtered) logits never win.
+    """
+    return (logits - noise.log()).argmax(-1)
+
+
 def _pick_tokens(
     logits: torch.Tensor,
     *,
@@ -197,22 +226,22 @@ def _pick_tokens(
     """Choose one token per row of temperature-scaled float32 logits [R, V].
 
     `generator` is one generator for all rows, or a list with one per row: row r then draws from generator[r] only,
-    so its tokens do not depend on the other rows of the batch. That costs one `torch.multinomial` per row and step
-    instead of one per step (R small kernel launches on GPU), little next to the forward that produced the logits.
+    so its tokens do not depend on the other rows of the batch (R small draws per step instead of one).
     The returned log-prob is under the *unfiltered* distribution softmax(logits): top-k/top-p only truncate what
     can be drawn, and the loss-side forward (janus.logprobs) knows nothing about them, as in TRL.
     """
     if do_sample:
-        probs = _filter_logits(logits, top_k, top_p).softmax(-1)  # [R, V]
-        if isinstance(generator, list | tuple):
-            rows = [torch.multinomial(p, num_samples=1, generator=g) for p, g in zip(probs.split(1), generator)]
-            tokens = torch.cat(rows).squeeze(-1)  # R x [1, 1] -> [R]
-        else:
-            tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # [R]
+        noise = draw_race_noise(torch.empty_like(logits, dtype=torch.float32), generator)  # [R, V]
+        tokens = race_tokens(_filter_logits(logits, top_k, top_p), noise)  # [R]
     else:
         tokens = logits.argmax(-1)  # [R]
-    logps = logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1) if return_logps else None
+    logps = chosen_logps(logits, tokens) if return_logps else None
     return tokens, logps
+
+
+def chosen_logps(logits: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor:
+    """log softmax(logits) [R, V] at `tokens` [R] -> [R]."""
+    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -231,6 +260,7 @@ def sample_image_tokens(
     generator: torch.Generator | list[torch.Generator] | None = None,
     max_batch_size: int | None = None,
     return_logps: bool = False,
+    decode: str = "eager",
 ) -> ImageSamples:
     """Sample `num_image_tokens(model)` image tokens per prompt with classifier-free guidance.
 
@@ -248,8 +278,11 @@ def sample_image_tokens(
     forward (chunks are sampled one after another, so with a shared generator the draws depend on it).
     `return_logps` gives log-probs of the sampled tokens under the CFG-mixed,
     temperature-scaled distribution before top-k, the quantity `image_token_logps(..., cfg_weight=w)` recomputes.
+    `decode="compiled"` runs the steps as one torch.compile'd, fixed-shape step over a preallocated KV cache
+    (janus.static_decode; CUDA graphs on CUDA) with the same random draws as the eager reference loop.
     """
     _check_sampling_args(temperature, top_k)
+    _check_decode(decode)
     n = batch.input_ids.shape[0]
     _check_generators(generator, n)
     chunk = n if max_batch_size is None else max_batch_size
@@ -267,6 +300,7 @@ def sample_image_tokens(
             top_k=top_k,
             generator=_generator_rows(generator, start, start + chunk),
             return_logps=return_logps,
+            decode=decode,
         )
         for start in range(0, n, chunk)
     ]
@@ -286,23 +320,63 @@ def _sample_image_chunk(
     top_k: int | None,
     generator: torch.Generator | list[torch.Generator] | None,
     return_logps: bool,
+    decode: str,
 ) -> ImageSamples:
-    n, prompt_len = input_ids.shape
+    n = input_ids.shape[0]
     steps = num_image_tokens(model)
     with_uncond = uses_uncond(cfg_weight)
     copies = 2 if with_uncond else 1
     # Rows [cond_0..cond_{n-1}, uncond_0..uncond_{n-1}]; the uncond prompt shares its cond row's padding.
     row_ids = torch.cat([input_ids, uncond_input_ids]) if with_uncond else input_ids  # [R, T], R = copies * n
     mask = attention_mask.long().repeat(copies, 1)  # [R, T]
+    options = dict(
+        n=n,
+        steps=steps,
+        cfg_weight=cfg_weight,
+        temperature=temperature,
+        top_k=top_k,
+        with_uncond=with_uncond,
+        generator=generator,
+        return_logps=return_logps,
+    )
+    if decode == "eager":
+        tokens, logps = _eager_image_loop(model, row_ids, mask, **options)
+    else:
+        from janus import static_decode  # imports this module's helpers
+
+        tokens, logps = static_decode.with_eager_fallback(
+            lambda: static_decode.decode_images(model, row_ids, mask, **options),
+            lambda: _eager_image_loop(model, row_ids, mask, **options),
+            generator,
+        )
+    return ImageSamples(tokens=tokens, logps=logps)
+
+
+def _eager_image_loop(
+    model: JanusForConditionalGeneration,
+    row_ids: torch.LongTensor,
+    mask: torch.Tensor,
+    *,
+    n: int,
+    steps: int,
+    cfg_weight: float | None,
+    temperature: float,
+    top_k: int | None,
+    with_uncond: bool,
+    generator: torch.Generator | list[torch.Generator] | None,
+    return_logps: bool,
+) -> tuple[torch.LongTensor, torch.Tensor | None]:
+    """The reference loop: image tokens [N, I] (and log-probs) for the stacked rows `row_ids` [R, T]."""
+    prompt_len = row_ids.shape[1]
+    copies = 2 if with_uncond else 1
     # Preallocate the whole mask once (step i attends to the first T + i columns); none is needed without padding.
     full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(mask.shape[0], steps)], dim=1))  # [R, T + I]
-    # A growing DynamicCache, as the original loop: a preallocated StaticCache measured no faster on CPU and makes
-    # transformers build a [R, T + I] attention mask every step, even without padding.
+    # A growing DynamicCache, as the original loop (janus.static_decode is the preallocated, compiled variant).
     cache = DynamicCache(config=model.model.language_model.config)
     hidden, next_positions = _prefill(model, model.get_input_embeddings()(row_ids), mask, cache)  # [R, D], [R, 1]
 
-    tokens = input_ids.new_zeros(n, steps)  # [N, I]
-    logps = torch.zeros(n, steps, device=input_ids.device) if return_logps else None
+    tokens = row_ids.new_zeros(n, steps)  # [N, I]
+    logps = torch.zeros(n, steps, device=row_ids.device) if return_logps else None
     for step in range(steps):
         logits = model.model.generation_head(hidden)  # [R, V]
         mixed = cfg_mix(logits[:n], logits[n:] if with_uncond else None, cfg_weight) / temperature  # [N, V]
@@ -318,7 +392,7 @@ def _sample_image_chunk(
         step_embeds = model.prepare_embeddings_for_image_generation(step_tokens.repeat(copies).unsqueeze(-1))
         step_mask = full_mask[:, : prompt_len + step + 1] if full_mask is not None else None
         hidden = _extend(model, step_embeds, step_mask, next_positions + step, cache)
-    return ImageSamples(tokens=tokens, logps=logps)
+    return tokens, logps
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -376,6 +450,7 @@ def sample_answer_tokens(
     return_logps: bool = False,
     sync_ranks: bool | None = None,
     features: torch.Tensor | None = None,
+    decode: str = "eager",
 ) -> AnswerSamples:
     """Sample answers to image + question prompts with a KV cache; stops once every row has produced EOS.
 
@@ -388,8 +463,11 @@ def sample_answer_tokens(
     model in a multi-process run) keeps every rank stepping until all ranks' rows have ended, because each sharded
     forward is a collective and an early stop on one rank would hang the others. `features`: precomputed
     `image_features` of the batch's pixels (the vision tower is then not run).
+    `decode="compiled"`: the torch.compile'd fixed-shape step of janus.static_decode (same draws as eager; the
+    host checks for "every row ended" only every few steps, and the extra steps are trimmed off).
     """
     _check_sampling_args(temperature, top_k, top_p)
+    _check_decode(decode)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1.")
     eos_token_id, pad_token_id = _answer_token_ids(model, eos_token_id, pad_token_id)
@@ -398,9 +476,52 @@ def sample_answer_tokens(
     mask = batch.attention_mask.long()  # [N, T]
     n = mask.shape[0]
     _check_generators(generator, n)
+    embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values, features)  # [N, T, D]
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        do_sample=do_sample,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        generator=generator,
+        return_logps=return_logps,
+        sync_ranks=sync_ranks,
+    )
+    if decode == "eager":
+        ids, keep, logps = _eager_answer_loop(model, embeds, mask, **options)
+    else:
+        from janus import static_decode  # imports this module's helpers
+
+        ids, keep, logps = static_decode.with_eager_fallback(
+            lambda: static_decode.decode_answers(model, embeds, mask, **options),
+            lambda: _eager_answer_loop(model, embeds, mask, **options),
+            generator,
+        )
+    return AnswerSamples(completion_ids=ids, completion_mask=keep, logps=logps)
+
+
+def _eager_answer_loop(
+    model: JanusForConditionalGeneration,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float,
+    do_sample: bool,
+    eos_token_id: int,
+    pad_token_id: int,
+    generator: torch.Generator | list[torch.Generator] | None,
+    return_logps: bool,
+    sync_ranks: bool,
+) -> tuple[torch.LongTensor, torch.LongTensor, torch.Tensor | None]:
+    """The reference loop: (completion_ids, completion_mask, logps) [N, L] after prompt embeddings [N, T, D]."""
+    n = mask.shape[0]
     full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1))  # [N, T + L_max]
     cache = DynamicCache(config=model.model.language_model.config)
-    embeds = understanding_embeddings(model, batch.input_ids, batch.pixel_values, features)  # [N, T, D]
     hidden, next_positions = _prefill(model, embeds, mask, cache)  # [N, D], [N, 1]
 
     finished = torch.zeros(n, dtype=torch.bool, device=mask.device)
@@ -421,10 +542,10 @@ def sample_answer_tokens(
         step_embeds = model.get_input_embeddings()(tokens.unsqueeze(-1))  # [N, 1, D]
         step_mask = full_mask[:, : mask.shape[1] + step + 1] if full_mask is not None else None
         hidden = _extend(model, step_embeds, step_mask, next_positions + step, cache)
-    return AnswerSamples(
-        completion_ids=torch.stack(ids, dim=1),  # [N, L]
-        completion_mask=torch.stack(keep, dim=1).long(),  # [N, L]
-        logps=torch.stack(logps, dim=1) if return_logps else None,
+    return (
+        torch.stack(ids, dim=1),  # [N, L]
+        torch.stack(keep, dim=1).long(),  # [N, L]
+        torch.stack(logps, dim=1) if return_logps else None,
     )
 
 

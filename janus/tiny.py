@@ -55,15 +55,15 @@ that the user provides, and assist the user with a variety of tasks using natura
 TINY_VOCAB_SIZE = 480  # BPE vocab before the special tokens are appended
 
 
-def _build_tokenizer() -> Tokenizer:
-    """Byte-level BPE trained on `_CORPUS`, with the Janus special tokens appended after the vocab."""
+def build_bpe_tokenizer(corpus: str = _CORPUS, vocab_size: int = TINY_VOCAB_SIZE) -> Tokenizer:
+    """Byte-level BPE trained on `corpus`, with the Janus special tokens appended after the vocab."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=TINY_VOCAB_SIZE, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    lines = [line for line in _CORPUS.strip().splitlines() for _ in range(4)]
+    lines = [line for line in corpus.strip().splitlines() for _ in range(4)]
     tokenizer.train_from_iterator(lines, trainer=trainer)
     tokenizer.add_special_tokens(SPECIAL_TOKENS)
     return tokenizer
@@ -320,10 +320,14 @@ def _init_tensor(name: str, shape: tuple[int, ...], generator: torch.Generator) 
 
 def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
     """Write a tiny random Janus-Pro checkpoint in the original DeepSeek layout to `out_dir`; return the folder."""
+    tokenizer = build_bpe_tokenizer()
+    return write_random_checkpoint(out_dir, tiny_config(vocab_size=tokenizer.get_vocab_size()), tokenizer, seed)
+
+
+def write_random_checkpoint(out_dir: str | Path, config: dict, tokenizer: Tokenizer, seed: int = 0) -> Path:
+    """Write randomly initialised weights for an original-format `config` (plus tokenizer/processor files)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _build_tokenizer()
-    config = tiny_config(vocab_size=tokenizer.get_vocab_size())
     generator = torch.Generator().manual_seed(seed)
     state_dict = {name: _init_tensor(name, shape, generator) for name, shape in original_param_shapes(config).items()}
     torch.save(state_dict, out / "pytorch_model.bin")
@@ -333,5 +337,5 @@ def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
     vision = config["vision_config"]["params"]
     write_processor_files(out, vision["image_size"], (vision["image_size"] // vision["patch_size"]) ** 2)
     n_params = sum(t.numel() for t in state_dict.values())
-    logger.info("Wrote tiny Janus-Pro checkpoint (%d tensors, %d values) to %s", len(state_dict), n_params, out)
+    logger.info("Wrote random Janus-Pro checkpoint (%d tensors, %d values) to %s", len(state_dict), n_params, out)
     return out

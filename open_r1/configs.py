@@ -140,6 +140,10 @@ class PairGRPOConfig(GRPOConfig):
         Classifier-free guidance weight for image sampling (paper: 5).
     image_temperature (`float`, *optional*, defaults to `1.0`):
         Sampling temperature for image tokens (the answer temperature is TRL's `temperature`).
+    rollout_decode (`str`, *optional*):
+        Decode loop of both samplers: `"compiled"` (static KV cache, one `torch.compile`d step; CUDA graphs on GPU)
+        or `"eager"` (the reference). `None`: compiled on CUDA, eager on CPU. Same draws either way (README
+        "Benchmarks").
     image_top_k (`int`, *optional*):
         Top-k filter for image tokens (`None`: full distribution, as in the paper).
     understanding_prompt_template (`str`):
@@ -180,6 +184,8 @@ class PairGRPOConfig(GRPOConfig):
         Local path of `HPS_v2.1_compressed.pt` (needed by `hps_v2.1`).
     reward_device (`str`, *optional*):
         Device of reward models (default: the training device).
+    hps_precision (`str`, *optional*, defaults to `"fp32"`):
+        Matmul precision of the HPS forward: `"fp32"`, `"bf16"` (autocast; scores within 1e-2 of fp32) or `"tf32"`.
 
     > Parameters that control UniRL (arXiv 2505.23380) and the self-check reward
 
@@ -227,6 +233,9 @@ class PairGRPOConfig(GRPOConfig):
     cfg_weight: float = field(default=5.0, metadata={"help": "CFG weight for image sampling (paper: 5)."})
     image_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of image tokens."})
     image_top_k: int | None = field(default=None, metadata={"help": "Top-k for image tokens (None: full softmax)."})
+    rollout_decode: str | None = field(
+        default=None, metadata={"help": "Sampler decode loop: compiled | eager (default: compiled on CUDA)."}
+    )
     understanding_prompt_template: str = field(
         default=DEFAULT_UNDERSTANDING_TEMPLATE,
         metadata={"help": "Format string with {question} for the understanding user turn."},
@@ -251,6 +260,7 @@ class PairGRPOConfig(GRPOConfig):
     )
     hps_checkpoint: str | None = field(default=None, metadata={"help": "Local path of HPS_v2.1_compressed.pt."})
     reward_device: str | None = field(default=None, metadata={"help": "Device of reward models (default: training)."})
+    hps_precision: str = field(default="fp32", metadata={"help": "HPS forward precision: fp32 | bf16 | tf32."})
     loss_type: str = field(
         default="dapo",
         metadata={
@@ -343,6 +353,8 @@ class PairGRPOConfig(GRPOConfig):
             "scale_rewards": ("group", "none"),
             "method": METHODS,
             "unirl_judge": JUDGE_MODES,
+            "rollout_decode": (None, "compiled", "eager"),
+            "hps_precision": ("fp32", "bf16", "tf32"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -90,6 +90,7 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
             hps_checkpoint=training_args.hps_checkpoint,
             device=training_args.reward_device or training_args.device,
             answer_judge=answer_judge(training_args),
+            hps_precision=training_args.hps_precision,
         )
         model, processor = janus.load_pretrained(
             model_args.model_name_or_path, dtype=model_dtype(model_args.dtype, training_args)

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from data_tools.jsonl import atomic_write_json, atomic_write_text
+from janus.checkpoint import WEIGHT_FILES as MODEL_WEIGHT_FILES
 from open_r1.logs import is_main_process
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,7 @@ COMPLETE_MARKER = "checkpoint_complete.json"
 PID_FILE = "run.pid"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # One of these holds the model (full, sharded, or LoRA adapter); trainer_state.json is the HF Trainer's last write.
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-    "adapter_model.safetensors",
-)
+WEIGHT_FILES = (*MODEL_WEIGHT_FILES, "adapter_model.safetensors")  # + LoRA runs (open_r1.trainer.lora)
 # Everything `open_r1/grpo.py` writes into output_dir (HF Trainer + TRL + open_r1.trainer.reporting + this module).
 # `--overwrite_output_dir` deletes exactly these; anything else makes it refuse rather than delete a user's file.
 RUN_OUTPUTS = (

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rewards.reward_demo import demo_color
+from rewards.reward_toy import toy_geneval
 from rewards.reward_understand import accuracy_reward, completion_text, extract_choice, format_reward
 from rewards.reward_unirl import AnswerJudge, self_check_reward, unirl_answer_reward, unirl_image_reward
 
@@ -38,12 +39,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# name -> task whose rollouts it scores. "demo_color" is DEMO ONLY (see rewards/reward_demo.py).
+# name -> task whose rollouts it scores. "demo_color" and "toy_geneval" are DEMO ONLY (rewards/reward_demo.py,
+# rewards/reward_toy.py).
 REWARD_TASKS: dict[str, str] = {
     "accuracy": "understand",
     "format": "understand",
     "hps_v2.1": "generate",
     "demo_color": "generate",
+    "toy_geneval": "generate",
     # UniRL (rewards/reward_unirl.py): answer correctness on the model's own images; `unirl_image` and
     # `self_check` read kwargs["judge_answers"], ["question"], ["answer"] and ["own_image"].
     "unirl_answer": "understand",
@@ -101,6 +104,7 @@ def build_reward_funcs(
     hps_dtype: torch.dtype = torch.float32,
     hps_batch_size: int = 16,
     hps_model_name: str = "ViT-H-14",
+    hps_precision: str = "fp32",
     answer_judge: AnswerJudge | None = None,
 ) -> list[RewardFunc]:
     """Reward callables for config `names` (see `REWARD_NAMES`), with `weights` (default 1.0 each).
@@ -128,10 +132,16 @@ def build_reward_funcs(
         "demo_color": lambda: demo_color,
         "unirl_answer": lambda: functools.partial(unirl_answer_reward, llm_judge=answer_judge),
         "unirl_image": lambda: functools.partial(unirl_image_reward, llm_judge=answer_judge),
+        "toy_geneval": lambda: toy_geneval,
         "self_check": lambda: functools.partial(self_check_reward, llm_judge=answer_judge),
         "hps_v2.1": lambda: _hps_reward(
             _load_scorer(
-                hps_checkpoint, device=device, dtype=hps_dtype, batch_size=hps_batch_size, model_name=hps_model_name
+                hps_checkpoint,
+                device=device,
+                dtype=hps_dtype,
+                batch_size=hps_batch_size,
+                model_name=hps_model_name,
+                precision=hps_precision,
             )
         ),
     }

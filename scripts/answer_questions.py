@@ -20,8 +20,10 @@ import torch
 from janus.sampling import sample_answer_tokens
 from open_r1.evaluation.common import (
     add_checkpoint_args,
+    add_decode_arg,
     atomic_write_text,
     decode_image,
+    decode_mode,
     is_main_process,
     load_model,
     model_device,
@@ -75,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top_k", type=int, default=None, help="Keep the k most likely tokens (default: all).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling generator.")
     parser.add_argument("--batch_size", type=int, default=8, help="Questions answered together.")
+    add_decode_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -98,6 +101,7 @@ def answer_all(model, processor, records: list[dict], args: argparse.Namespace) 
                 top_k=args.top_k,
                 do_sample=args.do_sample,
                 generator=generator,
+                decode=decode_mode(args.rollout_decode, device),
                 eos_token_id=processor.special.eos_id,
                 pad_token_id=processor.special.pad_id,
             )

@@ -1,16 +1,18 @@
-"""Benchmark image-token rollouts: `janus.sampling.sample_image_tokens` against the original inference loop.
+"""Benchmark image-token rollouts: `janus.sample_image_tokens` (decode="compiled" and "eager") against the original loop.
 
-Measures image tokens/s (per wall second and, robust to other processes on a shared CPU, per CPU second) and
-peak extra memory (CUDA: max_memory_allocated; CPU: peak RSS growth polled every 2 ms, with glibc told to mmap
-every block of 64 KiB or more so that freed tensors leave the RSS at once) on the tiny checkpoint and
-on a medium random config (Llama LM 1024 x 12 layers, ~0.37 B parameters; 64 image tokens instead of Janus-Pro's
-576 by default, so that it finishes in a few minutes on a CPU). Baselines on the same model and the same
-equal-length batch:
+Measures image tokens/s (per wall second and, robust to other processes on a shared CPU, per CPU second; medians
+over interleaved rounds) and peak extra memory (CUDA: max_memory_allocated; CPU: peak RSS growth polled every 2 ms,
+with glibc told to mmap every block of 64 KiB or more so that freed tensors leave the RSS at once) on the tiny
+checkpoint and on a medium random config (Llama LM 1024 x 12 layers, ~0.37 B parameters; 64 image tokens instead of
+Janus-Pro's 576 by default, so that it finishes in a few minutes on a CPU). Baselines on the same model and batch:
 - "original loop": the DeepSeek inference script's loop (cond/uncond rows interleaved, no mask, KV cache from
   `past_key_values`, gen head on the last state, CFG mix, softmax, multinomial);
 - "transformers generate": `model.generate(generation_mode="image")` (static cache, CFG processor).
-With one seeded generator the sampler and the original loop draw from the same distributions, so the share of
-identical tokens is printed as a sanity check (float noise can flip an occasional draw).
+Per decode mode it also reports, for steady-state steps (a step starts at its noise draw, `aten::exponential_`):
+aten ops dispatched per step (TorchDispatchMode), host syncs per step (`aten::_local_scalar_dense`), whether the KV
+cache storage stays at one address across steps, and for the compiled path its compile time, graph breaks and
+the graphs compiled over a run with prompts of several lengths; plus the share of tokens equal to eager's and the
+largest log-prob difference under the same seed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
+import statistics
 import tempfile
 import threading
 import time
@@ -27,9 +30,12 @@ from dataclasses import dataclass
 
 import psutil
 import torch
+from torch._dynamo.utils import counters
 from transformers import GenerationConfig, JanusConfig, JanusForConditionalGeneration
+from transformers.cache_utils import DynamicLayer
 
 import janus
+from janus import static_decode
 from janus.sampling import num_image_tokens, sample_image_tokens
 
 logger = logging.getLogger("bench_rollout")
@@ -44,7 +50,6 @@ class Result:
     seconds: float  # wall clock
     cpu_seconds: float  # process CPU time: robust to other processes on a shared CPU machine
     peak_mib: float
-    match: float | None
 
     @property
     def tokens_per_s(self) -> float:
@@ -178,16 +183,106 @@ def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.T
     return tokens, seconds, cpu_seconds, memory.peak_bytes / 2**20
 
 
-def bench_model(name: str, model, processor, args) -> list[Result]:
+@dataclass
+class Diagnostics:
+    ops_per_step: float
+    syncs_per_step: float
+    cache_addresses: int  # distinct data_ptrs of layer 0's key cache over the steps (1 = storage reused)
+    compile_s: float | None = None
+    graph_breaks: int | None = None
+    graphs_varied_prompts: int | None = None
+
+
+def cache_addresses(run: Callable[[], object], decode: str) -> int:
+    """Distinct addresses of layer 0's key cache seen over one run (eager: the growing DynamicCache)."""
+    seen = set()
+    if decode == "eager":
+        original = DynamicLayer.update
+
+        def update(self, *args, **kwargs):
+            keys, values = original(self, *args, **kwargs)
+            if self is self_layers[0]:
+                seen.add(keys.data_ptr())
+            return keys, values
+
+        self_layers: list = []
+        original_lazy = DynamicLayer.lazy_initialization
+
+        def lazy(self, *args, **kwargs):
+            self_layers.append(self)
+            return original_lazy(self, *args, **kwargs)
+
+        DynamicLayer.update, DynamicLayer.lazy_initialization = update, lazy
+        try:
+            run()
+        finally:
+            DynamicLayer.update, DynamicLayer.lazy_initialization = original, original_lazy
+        return len(seen)
+    original_step = static_decode.compiled_step
+
+    def recording_step(step, device):
+        compiled = original_step(step, device)
+
+        def call(model, kv, state, *args):
+            seen.add(kv.keys[0].data_ptr())
+            return compiled(model, kv, state, *args)
+
+        return call
+
+    static_decode.compiled_step = recording_step
+    try:
+        run()
+    finally:
+        static_decode.compiled_step = original_step
+    return len(seen)
+
+
+def diagnose(model, processor, batch, args, decode: str) -> Diagnostics:
+    """Compile (timed, compiled only), then count ops/syncs per step, cache addresses, graph breaks, recompiles."""
+
+    def run(prompt_batch=batch):
+        generator = torch.Generator(model.device).manual_seed(args.seed)
+        return sample_image_tokens(model, prompt_batch, cfg_weight=args.cfg_weight, generator=generator, decode=decode)
+
+    compile_s = graph_breaks = graphs = None
+    if decode == "compiled":
+        counters.clear()
+        start = time.perf_counter()
+        run()  # the first call compiles
+        compile_s = time.perf_counter() - start
+        graph_breaks = sum(counters["graph_break"].values())
+    ops_per_step, syncs_per_step = static_decode.steady_step_op_counts(run)
+    addresses = cache_addresses(run, decode)
+    if decode == "compiled":
+        # Prompts of several lengths (one batch each): the bucketed cache keeps the compiled graphs bounded.
+        before = counters["stats"]["unique_graphs"]
+        for words in (1, 5, 30, 150):
+            run(processor.encode_generation([" ".join(["apple"] * words)] * args.rows).to(model.device))
+        graphs = counters["stats"]["unique_graphs"] - before
+    if static_decode.compilation_failed():
+        raise RuntimeError(
+            "the compiled decode fell back to eager (see the warning above); its figures would be eager's"
+        )
+    return Diagnostics(ops_per_step, syncs_per_step, addresses, compile_s, graph_breaks, graphs)
+
+
+def bench_model(name: str, model, processor, args) -> tuple[list[Result], dict[str, Diagnostics], dict[str, float]]:
     device = model.device
     batch = prompt_batch(processor, args.rows, args.prompt).to(device)
     special = processor.special
     ids = {"bos": special.bos_id, "eos": special.eos_id, "pad": special.pad_id, "boi": special.boi_id}
     steps = num_image_tokens(model)
+    decodes = args.decode.split(",")
+    diagnostics = {decode: diagnose(model, processor, batch, args, decode) for decode in decodes}
 
-    def ours():
-        generator = torch.Generator(device).manual_seed(args.seed)
-        return sample_image_tokens(model, batch, cfg_weight=args.cfg_weight, generator=generator).tokens
+    def sampler(decode: str) -> Callable[[], torch.Tensor]:
+        def run():
+            generator = torch.Generator(device).manual_seed(args.seed)
+            return sample_image_tokens(
+                model, batch, cfg_weight=args.cfg_weight, generator=generator, return_logps=True, decode=decode
+            )
+
+        return run
 
     def original():
         generator = torch.Generator(device).manual_seed(args.seed)
@@ -196,40 +291,57 @@ def bench_model(name: str, model, processor, args) -> list[Result]:
     def hf():
         return transformers_generate(model, batch.input_ids, batch.attention_mask, ids, args.cfg_weight, 1.0)
 
-    methods = {"janus sampler": ours, "original loop": original}
+    methods = {f"janus {decode}": sampler(decode) for decode in decodes} | {"original loop": original}
     if not args.skip_transformers_generate:
         methods["transformers generate"] = hf
     # Rounds interleave the methods, rotating their order, so that load from other processes and allocator warm-up
-    # hit them alike; each figure is the best over rounds (RSS growth is smallest once the allocator has pages).
+    # hit them alike; each figure is the median over rounds.
     names = list(methods)
     runs = {method: [] for method in names}
     for round_index in range(args.repeats):
         for method in names[round_index % len(names) :] + names[: round_index % len(names)]:
             runs[method].append(timed(methods[method], device))
             logger.info("%s / %s: %.2f s wall, %.2f s CPU", name, method, *runs[method][-1][1:3])
-    reference = runs["janus sampler"][0][0]
     results = []
     for method, method_runs in runs.items():
-        tokens = method_runs[0][0]
-        seconds, cpu_seconds, peak = (min(run[k] for run in method_runs) for k in (1, 2, 3))
-        match = float((tokens == reference).float().mean()) if method == "original loop" else None
-        results.append(Result(name, method, args.rows, steps, seconds, cpu_seconds, peak, match))
-    return results
+        seconds, cpu_seconds, peak = (statistics.median(run[k] for run in method_runs) for k in (1, 2, 3))
+        results.append(Result(name, method, args.rows, steps, seconds, cpu_seconds, peak))
+    agreement = {}
+    if {"compiled", "eager"} <= set(decodes):
+        eager, compiled = runs["janus eager"][0][0], runs["janus compiled"][0][0]
+        agreement["same tokens"] = float((eager.tokens == compiled.tokens).float().mean())
+        agreement["max |logp diff|"] = float((eager.logps - compiled.logps).abs().max())
+    return results, diagnostics, agreement
 
 
 def print_table(results: list[Result]) -> None:
     header = (
         f"{'config':<7} {'method':<22} {'rows':>4} {'img tok':>7} {'wall s':>7} {'tok/s':>7} "
-        f"{'CPU s':>7} {'tok/CPU s':>9} {'peak MiB':>8}  same tokens"
+        f"{'CPU s':>7} {'tok/CPU s':>9} {'peak MiB':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
-        match = f"{100 * r.match:.1f}%" if r.match is not None else ""
         print(
             f"{r.config:<7} {r.method:<22} {r.rows:>4} {r.image_tokens:>7} {r.seconds:>7.2f} {r.tokens_per_s:>7.1f} "
-            f"{r.cpu_seconds:>7.2f} {r.tokens_per_cpu_s:>9.1f} {r.peak_mib:>8.1f}  {match}"
+            f"{r.cpu_seconds:>7.2f} {r.tokens_per_cpu_s:>9.1f} {r.peak_mib:>8.1f}"
         )
+
+
+def print_diagnostics(name: str, diagnostics: dict[str, Diagnostics], agreement: dict[str, float]) -> None:
+    for decode, d in diagnostics.items():
+        line = (
+            f"{name:<7} {decode:<9} ops/step {d.ops_per_step:>6.0f}  host syncs/step {d.syncs_per_step:.0f}  "
+            f"KV cache addresses over the run {d.cache_addresses}"
+        )
+        if d.compile_s is not None:
+            line += (
+                f"  compile {d.compile_s:.1f} s  graph breaks {d.graph_breaks}  "
+                f"graphs compiled over 4 prompt lengths {d.graphs_varied_prompts}"
+            )
+        print(line)
+    if agreement:
+        print(f"{name:<7} compiled vs eager (same seed): " + ", ".join(f"{k} {v:.4g}" for k, v in agreement.items()))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -238,7 +350,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=4, help="Images sampled together (N; 2N rows with CFG).")
     parser.add_argument("--medium_grid", type=int, default=8, help="Medium config: grid^2 image tokens (24 = 576).")
     parser.add_argument("--cfg_weight", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=2, help="Interleaved timed rounds (the best figure is kept).")
+    parser.add_argument("--repeats", type=int, default=3, help="Interleaved timed rounds (medians are reported).")
+    parser.add_argument(
+        "--decode", default="compiled,eager", help="Comma list of janus sampler decodes to run side by side."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     parser.add_argument("--prompt", default="A photo of a red apple on a wooden table.")
@@ -254,22 +369,27 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.device == "cpu":
         release_freed_memory_to_os()
-    results = []
+    results, reports = [], []
     with tempfile.TemporaryDirectory() as tmp:
         model, processor = janus.load_pretrained(janus.build_tiny_checkpoint(tmp), device=args.device)
         for name in args.configs.split(","):
             if name == "tiny":
-                results += bench_model("tiny", model, processor, args)
+                config_results, diagnostics, agreement = bench_model("tiny", model, processor, args)
             elif name == "medium":
                 # The tiny checkpoint's processor supplies prompts; the ids fit the medium vocab (102400).
                 medium = medium_model(args.medium_grid, args.seed).to(args.device)
                 params = sum(p.numel() for p in medium.parameters())
                 logger.info("medium config: %.0f M parameters, %d image tokens", params / 1e6, args.medium_grid**2)
-                results += bench_model("medium", medium, processor, args)
+                config_results, diagnostics, agreement = bench_model("medium", medium, processor, args)
             else:
                 raise ValueError(f"--configs entry {name!r} is unknown; use tiny and/or medium.")
+            results += config_results
+            reports.append((name, diagnostics, agreement))
     print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}")
     print_table(results)
+    print()
+    for report in reports:
+        print_diagnostics(*report)
 
 
 if __name__ == "__main__":

@@ -1,52 +1,85 @@
 #!/usr/bin/env bash
-# The CPU demo (README "main job"): synthetic demo pairs -> tiny Janus-Pro checkpoint -> PairGRPO for a few steps in
-# 2 processes under DeepSpeed ZeRO-3 (gloo, fp32) -> demo_output/ with a checkpoint, metrics, image grids and a
-# reward plot. A few minutes on 2 CPU cores; no network. DEMO ONLY: tiny random model and a toy colour reward.
+# The CPU demo (README "main job"): the toy world of coloured shapes -> a toy Janus-Pro warm-started on it (built
+# once, cached) -> PairGRPO with the real accuracy reward and the toy GenEval image reward in 2 processes under
+# DeepSpeed ZeRO-3 (gloo, fp32) -> demo_output/ with a checkpoint, metrics, image grids and a reward plot in which
+# both tasks' rewards rise. A few minutes on 2 CPU cores; no network. DEMO ONLY: a toy model in a toy world.
 #
-#   make demo                      # or: PATH=.venv/bin:$PATH bash scripts/demo.sh
-#   DEMO_OUT=/tmp/demo DEMO_STEPS=4 bash scripts/demo.sh
+#   make demo                      # or: PATH=.venv/bin:$PATH bash scripts/demo.sh   (from any folder)
+#   DEMO_OUT=/tmp/demo DEMO_STEPS=10 bash scripts/demo.sh
+#   bash scripts/demo.sh --check-only   # only check that DEMO_OUT may be (re)used, then exit
+#
+# DEMO_OUT is cleared only when an earlier demo created it (it holds the marker file below); any other non-empty
+# folder is refused, so pointing DEMO_OUT at your own files never deletes them.
 set -euo pipefail
 
-OUT=${DEMO_OUT:-demo_output}
-STEPS=${DEMO_STEPS:-6}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MARKER=.pairuni-demo-output
+OUT=${DEMO_OUT:-$REPO/demo_output}
+case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
+STEPS=${DEMO_STEPS:-60}
 NPROC=${DEMO_NPROC:-2}
-TIMEOUT=${DEMO_TIMEOUT:-900}
+TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}
+TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
-# The repo's packages import even without the editable install (scripts run from their own folders).
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# Refuse to clear a folder the demo did not create; prints why and returns 1.
+check_out_dir() {
+    if [ -e "$OUT" ] && [ ! -d "$OUT" ]; then
+        echo "[demo] DEMO_OUT=$OUT exists and is not a folder; refusing to touch it. Set DEMO_OUT to a new folder." >&2
+        return 1
+    fi
+    if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/$MARKER" ]; then
+        echo "[demo] DEMO_OUT=$OUT is not empty and was not created by the demo (no $MARKER);" \
+            "refusing to delete it. Set DEMO_OUT to a new or empty folder." >&2
+        return 1
+    fi
+}
+
+check_out_dir || exit 2
+if [ "${1:-}" = "--check-only" ]; then
+    echo "[demo] ok: repo $REPO, output $OUT"
+    exit 0
+fi
+
+cd "$REPO"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # DeepSpeed JIT-builds small ops here; an interrupted build leaves a lock file that hangs every later run.
-export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$PWD/.torch_extensions}
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$REPO/.torch_extensions}
 mkdir -p "$TORCH_EXTENSIONS_DIR"
 find "$TORCH_EXTENSIONS_DIR" -name lock -type f -delete
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
+touch "$OUT/$MARKER"
 start=$(date +%s)
 
-echo "[demo] 1/3 synthetic demo data and pairs (demo completion backend) -> $OUT/data"
-"$PYTHON" data_tools/make_demo_data.py --out "$OUT/data" --pairs
+echo "[demo] 1/4 toy world: scenes, questions, prompts and pairs (demo completion backend) -> $OUT/data"
+"$PYTHON" data_tools/make_demo_data.py --out "$OUT/data" --pairs --size 32 > "$OUT/data.log" 2>&1 \
+    || { tail -n 20 "$OUT/data.log"; exit 1; }
 
-echo "[demo] 2/3 tiny random Janus-Pro checkpoint -> $OUT/tiny-janus"
-"$PYTHON" scripts/make_tiny_janus.py --out_dir "$OUT/tiny-janus"
+echo "[demo] 2/4 toy Janus-Pro warm-started on the world (built once, cached) -> $TOY_DIR"
+"$PYTHON" scripts/make_toy_janus.py --out_dir "$TOY_DIR" --reuse 2> "$OUT/toy_build.log" \
+    || { tail -n 20 "$OUT/toy_build.log"; exit 1; }
 
-echo "[demo] 3/3 PairGRPO, $STEPS steps, $NPROC processes, DeepSpeed ZeRO-3 on CPU -> $OUT/run"
+echo "[demo] 3/4 PairGRPO, $STEPS steps, $NPROC processes, DeepSpeed ZeRO-3 on CPU -> $OUT/run (log: $OUT/train.log)"
 timeout "$TIMEOUT" torchrun --nproc_per_node "$NPROC" --master_port "${MASTER_PORT:-29533}" open_r1/grpo.py \
-    --config configs/recipes/tiny_cpu.yaml \
+    --config configs/recipes/toy_cpu.yaml \
     --deepspeed configs/zero3.json \
-    --model_name_or_path "$OUT/tiny-janus" \
+    --model_name_or_path "$TOY_DIR" \
     --pair_data_path "$OUT/data/pairs/pairs.jsonl" \
     --output_dir "$OUT/run" \
     --max_steps "$STEPS" \
-    2>&1 | tee "$OUT/train.log"
+    > "$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
+
+echo "[demo] 4/4 rewards over the run"
+"$PYTHON" scripts/demo_summary.py "$OUT/run/metrics.jsonl"
 
 echo
 echo "[demo] done in $(( $(date +%s) - start )) s. Outputs:"
 echo "  checkpoint (janus.load_pretrained): $OUT/run"
-echo "  intermediate checkpoints (resume):  $(ls -d "$OUT"/run/checkpoint-* 2>/dev/null | tr '\n' ' ')"
-echo "  metrics:                            $OUT/run/metrics.jsonl"
 echo "  reward curves:                      $OUT/run/reward_curves.png"
 echo "  sample image grids:                 $OUT/run/samples/"
+echo "  metrics:                            $OUT/run/metrics.jsonl"
 echo "  training log:                       $OUT/train.log"

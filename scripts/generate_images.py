@@ -22,7 +22,9 @@ from janus.decode import decode_image_tokens, to_pil
 from janus.sampling import image_seed, sample_image_tokens
 from open_r1.evaluation.common import (
     add_checkpoint_args,
+    add_decode_arg,
     atomic_write_text,
+    decode_mode,
     dtype_name,
     is_main_process,
     load_model,
@@ -81,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch_size", type=int, default=8, help="Images sampled together (bounds memory; does not change images)."
     )
     parser.add_argument("--overwrite", action="store_true", help="Delete another run's images in --out_dir first.")
+    add_decode_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -99,6 +102,7 @@ def draw(model, processor, prompts: list[str], jobs: list[tuple[int, int]], args
                 temperature=args.temperature,
                 top_k=args.top_k,
                 generator=[torch.Generator(device=device).manual_seed(image_seed(args.seed, p, s)) for p, s in chunk],
+                decode=decode_mode(args.rollout_decode, device),
             )
             # One image per decode: the VQ decoder's float output moves with its batch size (~1e-6, enough to flip a
             # rounded pixel), and decoding is cheap next to sampling the image tokens.

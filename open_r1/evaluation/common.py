@@ -327,13 +327,15 @@ class AnswerSettings:
     system_prompt: str | None = None  # None: the processor's default Janus-Pro system prompt
     # Wraps each benchmark question, e.g. the trainer's think/answer template (open_r1.configs); "{question}" = as is.
     question_template: str = "{question}"
+    # janus decode loop: "compiled" | "eager" | None (compiled on CUDA); same draws either way, so not in the key.
+    rollout_decode: str | None = None
 
     def __post_init__(self) -> None:
         check_question_template(self.question_template)
 
     def key_fields(self) -> dict[str, Any]:
-        """The settings that change the answers (the run key); batch_size only changes speed."""
-        return {k: v for k, v in asdict(self).items() if k != "batch_size"}
+        """The settings that change the answers (the run key); batch_size and rollout_decode only change speed."""
+        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "rollout_decode")}
 
 
 def check_question_template(template: str) -> None:
@@ -405,6 +407,7 @@ def _answer_batch(
         do_sample=settings.do_sample,
         eos_token_id=processor.special.eos_id,
         pad_token_id=processor.special.pad_id,
+        decode=decode_mode(settings.rollout_decode, model_device(model)),
     )
     return processor.decode_answers(samples.completion_ids.cpu())
 
@@ -437,10 +440,12 @@ class GenerationSettings:
     # (up to float rounding of the batched forward, which can rarely change a draw; see janus.sample_image_tokens).
     prompts_per_batch: int = 1
     decode_batch_size: int = 16
+    rollout_decode: str | None = None  # "compiled" | "eager" | None (compiled on CUDA); speed only
 
     def key_fields(self) -> dict[str, Any]:
         """The settings that change the images (the run key); the batch sizes only change speed."""
-        return {k: v for k, v in asdict(self).items() if k not in ("prompts_per_batch", "decode_batch_size")}
+        speed_only = ("prompts_per_batch", "decode_batch_size", "rollout_decode")
+        return {k: v for k, v in asdict(self).items() if k not in speed_only}
 
 
 def generate_jobs(
@@ -491,7 +496,12 @@ def sample_images(
     seeds = [image_seed(settings.seed, index, sample) for index in indices for sample in range(k)]  # same row order
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     tokens = janus.sample_image_tokens(
-        model, batch, cfg_weight=settings.cfg_weight, temperature=settings.temperature, generator=generators
+        model,
+        batch,
+        cfg_weight=settings.cfg_weight,
+        temperature=settings.temperature,
+        generator=generators,
+        decode=decode_mode(settings.rollout_decode, device),
     ).tokens  # [P * k, I]
     return [decode_images(model, prompt_tokens, settings.decode_batch_size) for prompt_tokens in tokens.split(k)]
 
@@ -609,8 +619,26 @@ def model_path_of(model: torch.nn.Module) -> str:
     return path
 
 
+def decode_mode(requested: str | None, device: torch.device | str) -> str:
+    """The janus decode loop for `--rollout_decode` (None: compiled on CUDA, eager elsewhere)."""
+    from janus.static_decode import default_decode
+
+    return requested or default_decode(device)
+
+
+def add_decode_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rollout_decode",
+        choices=("compiled", "eager"),
+        default=None,
+        help="Decode loop: 'compiled' (static KV cache, torch.compile; CUDA graphs on GPU) or 'eager' (the reference). "
+        "Default: compiled on CUDA, eager on CPU. Same samples either way.",
+    )
+
+
 def add_answer_args(parser: argparse.ArgumentParser) -> None:
     defaults = AnswerSettings()
+    add_decode_arg(parser)
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
     parser.add_argument("--max_new_tokens", type=int, default=defaults.max_new_tokens)
     parser.add_argument(
@@ -629,11 +657,13 @@ def answer_settings_from_args(args: argparse.Namespace) -> AnswerSettings:
         max_new_tokens=args.max_new_tokens,
         system_prompt=args.system_prompt,
         question_template=args.question_template,
+        rollout_decode=args.rollout_decode,
     )
 
 
 def add_generation_args(parser: argparse.ArgumentParser, samples_per_prompt: int) -> None:
     defaults = GenerationSettings()
+    add_decode_arg(parser)
     parser.add_argument("--samples_per_prompt", type=int, default=samples_per_prompt)
     parser.add_argument("--cfg_weight", type=float, default=defaults.cfg_weight)
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
@@ -653,6 +683,7 @@ def generation_settings_from_args(args: argparse.Namespace) -> GenerationSetting
         temperature=args.temperature,
         seed=args.seed,
         prompts_per_batch=args.prompts_per_batch,
+        rollout_decode=args.rollout_decode,
     )
 
 

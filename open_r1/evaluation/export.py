@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from janus.checkpoint import resolve_dtype, verify_checkpoint_files
+from janus.checkpoint import WEIGHT_FILES, resolve_dtype, verify_checkpoint_files
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -39,12 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
 

@@ -38,10 +38,10 @@ from open_r1.evaluation.common import (
     read_table,
     require_columns,
 )
+from rewards.reward_understand import MC_INSTRUCTION
 
 logger = logging.getLogger(__name__)
 
-MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 OPEN_INSTRUCTION = "Answer the question using a single word or phrase."
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MAX_IMAGES = 7

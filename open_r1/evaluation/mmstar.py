@@ -27,22 +27,13 @@ from open_r1.evaluation.common import (
     read_table,
     require_columns,
 )
+from rewards.reward_understand import MC_INSTRUCTION, parse_options
 
 logger = logging.getLogger(__name__)
 
-INSTRUCTION = "Answer with the option's letter from the given choices directly."
+INSTRUCTION = MC_INSTRUCTION  # the same instruction line as the pairs and the accuracy reward
+
 FILE_PATTERNS = ("*.parquet", "*.tsv")
-# "Options: A: red, B: blue" / one option per line; an option runs until the next ", X:" or line end.
-_OPTION = re.compile(r"(?:^|,\s*|\n\s*)([A-F])\s*[:.]\s*(.+?)(?=,\s*[A-F]\s*[:.]\s|\n|$)", re.S)
-
-
-def parse_options(question: str) -> dict[str, str]:
-    """`{"A": text, ...}` from MMStar's inline "Options: A: x, B: y" block; {} when there is none."""
-    _, found, block = question.rpartition("Options:")
-    if not found:
-        return {}
-    options = {letter: text.strip().rstrip(",") for letter, text in _OPTION.findall(block.strip())}
-    return options if len(options) >= 2 else {}
 
 
 def _row_item(row: dict[str, Any], where: str) -> UnderstandingItem:

@@ -1,4 +1,4 @@
-"""PairGRPO trainer package: the TRL subclass, its rollout helpers, and its reporting (grids, metrics file, plot)."""
+"""PairGRPO trainer package: the TRL subclass, its tasks (tasks.py), loss math (loss.py), rollout helpers, reporting."""
 
 from open_r1.trainer.pair_grpo_trainer import PairGRPOTrainer, freeze_modules
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from janus.image_io import open_rgb
+from open_r1.logs import warn_once
 from rewards import combine_rewards
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,14 @@ def truncate_left(tokenizer, text: str, max_tokens: int | None) -> str:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) <= max_tokens:
         return text
-    logger.warning("A prompt of %d tokens was truncated to max_prompt_length=%d.", len(ids), max_tokens)
+    warn_once(
+        logger,
+        ("prompt_truncated", max_tokens),
+        "A prompt of %d tokens was truncated to max_prompt_length=%d (its last tokens kept); warned once, later "
+        "prompts longer than that are truncated silently.",
+        len(ids),
+        max_tokens,
+    )
     return tokenizer.decode(ids[-max_tokens:], skip_special_tokens=False)
 
 

@@ -15,6 +15,7 @@ import torch
 
 import janus
 from janus.sampling import image_features
+from janus.static_decode import default_decode
 from open_r1.trainer.rollout import PairRows
 from rewards.reward_unirl import greedy_answers, select_judge_answers
 
@@ -121,7 +122,7 @@ def _generate_rollout(model, ctx: RolloutContext) -> TaskRollout:
     batch = ctx.processor.encode_generation(ctx.rows.captions).to(ctx.device)
     images = janus.sample_image_tokens(
         model, batch, cfg_weight=cfg.cfg_weight, temperature=cfg.image_temperature, top_k=cfg.image_top_k,
-        return_logps=True,
+        return_logps=True, decode=cfg.rollout_decode or default_decode(ctx.device),
     )  # fmt: skip
     ctx.decoded_pixels = janus.decode_image_tokens(model, images.tokens)  # [N, 3, H, W] in [-1, 1]
     # Image completions are always the full grid with no EOS: never "truncated", every token counts.
@@ -151,6 +152,7 @@ def _understand_rollout(model, ctx: RolloutContext) -> TaskRollout:
         pad_token_id=special.pad_id,
         return_logps=True,
         features=features,
+        decode=cfg.rollout_decode or default_decode(ctx.device),
     )
     prompt = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "pixel_values": pixels}
     if features is not None:

@@ -112,6 +112,9 @@ def test_is_clipped_is_strict_at_the_bounds(advantage, clipped):
 
 @pytest.mark.parametrize("ratio", [0.5, 1.5])
 def test_zero_advantage_is_never_clipped(ratio):
+    """Also: a ratio inside the trust region is never clipped, whatever the sign of the advantage."""
+    inside = clipped_surrogate(torch.zeros(1, 1), torch.zeros(1, 1), torch.tensor([-1.0]), **EPS)
+    assert not inside.is_clipped.item()
     terms = clipped_surrogate(torch.full((1, 1), math.log(ratio)), torch.zeros(1, 1), torch.tensor([0.0]), **EPS)
     assert not terms.is_clipped.item()
 

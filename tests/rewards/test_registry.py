@@ -16,6 +16,7 @@ def test_names_and_tasks():
         "format",
         "hps_v2.1",
         "demo_color",
+        "toy_geneval",
         "unirl_answer",
         "unirl_image",
         "self_check",

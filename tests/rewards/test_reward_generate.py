@@ -9,8 +9,10 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
-from open_clip.transform import image_transform
+import torchvision.transforms.functional as TF
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
+from torchvision.transforms import InterpolationMode
 
 from rewards.reward_generate import (
     HPS_FILENAME,
@@ -121,6 +123,20 @@ def test_score_validates_lengths(tiny_scorer):
         tiny_scorer.score(_images(2), PROMPTS[:3])
 
 
+def test_bf16_precision_scores_within_1e2_of_fp32(tiny_hps_checkpoint, tiny_model_name, tiny_scorer):
+    bf16 = HPSv21Scorer(tiny_hps_checkpoint, model_name=tiny_model_name, precision="bf16")
+    images = _images(4)
+    scores, reference = bf16.score(images, PROMPTS[:4]), tiny_scorer.score(images, PROMPTS[:4])
+    assert scores.dtype == torch.float32
+    assert not torch.equal(scores, reference)  # the bf16 matmuls really ran
+    torch.testing.assert_close(scores, reference, atol=1e-2, rtol=0)
+
+
+def test_unknown_precision_is_rejected(tiny_hps_checkpoint, tiny_model_name):
+    with pytest.raises(ValueError, match="precision: 'fp16' is unknown"):
+        HPSv21Scorer(tiny_hps_checkpoint, model_name=tiny_model_name, precision="fp16")
+
+
 def test_bfloat16_scorer_tracks_float32(tiny_hps_checkpoint, tiny_model_name, tiny_scorer):
     bf16 = HPSv21Scorer(tiny_hps_checkpoint, dtype=torch.bfloat16, model_name=tiny_model_name)
     images = _images(4)
@@ -129,15 +145,37 @@ def test_bfloat16_scorer_tracks_float32(tiny_hps_checkpoint, tiny_model_name, ti
     torch.testing.assert_close(scores, tiny_scorer.score(images, PROMPTS[:4]), atol=5e-2, rtol=0)
 
 
-@pytest.mark.parametrize(("height", "width"), [(384, 384), (300, 420), (100, 80)])
-def test_preprocess_matches_open_clip_eval_transform(height, width):
+def _hand_letterbox(image: Image.Image, size: int = 224) -> torch.Tensor:
+    """HPSv2's validation transform written out: ToTensor, ResizeMaxSize(size) (longer side to size, zero pad), norm."""
+    pixels = TF.to_tensor(image)  # [3, H, W] in [0, 1]
+    height, width = pixels.shape[-2:]
+    scale = size / max(height, width)
+    new_h, new_w = round(height * scale), round(width * scale)
+    pixels = TF.resize(pixels, [new_h, new_w], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    pad_h, pad_w = size - new_h, size - new_w
+    pixels = TF.pad(pixels, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
+    return TF.normalize(pixels, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+
+
+@pytest.mark.parametrize(("height", "width"), [(384, 384), (300, 420), (100, 80), (224, 150)])
+def test_preprocess_is_hpsv2_letterbox(height, width):
     image = _to_pil(_images(1, height=height, width=width))[0]
-    reference = image_transform(224, is_train=False)(image)  # PIL resize + crop + normalise, as HPS does
+    reference = _hand_letterbox(image)
     ours = hps_preprocess(pil_to_tensor(image).unsqueeze(0), 224)[0]
     assert ours.shape == reference.shape == (3, 224, 224)
-    # Differences come from PIL rounding its resized pixels to uint8 (1/255 / CLIP std ~ 0.015).
-    assert (ours - reference).abs().mean() < 0.01
-    assert (ours - reference).abs().max() < 0.05
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=0)
+
+
+def test_letterbox_keeps_the_whole_non_square_image_and_pads_black():
+    # A 100 x 200 image: resized to 112 x 224, centred with 56 black rows above and below.
+    image = torch.full((1, 3, 100, 200), 0.5)  # in [-1, 1]: a light grey
+    out = hps_preprocess(image, 224)[0]  # [3, 224, 224]
+    mean = torch.tensor(OPENAI_DATASET_MEAN).view(3, 1, 1)
+    std = torch.tensor(OPENAI_DATASET_STD).view(3, 1, 1)
+    black, grey = -mean / std, (0.75 - mean) / std
+    torch.testing.assert_close(out[:, :56], black.expand(3, 56, 224))
+    torch.testing.assert_close(out[:, -56:], black.expand(3, 56, 224))
+    torch.testing.assert_close(out[:, 56:-56], grey.expand(3, 112, 224), atol=1e-5, rtol=0)
 
 
 def _hps_vit_h_14_keys() -> set[str]:
