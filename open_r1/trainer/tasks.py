@@ -3,7 +3,8 @@
 A task is a `TaskSpec`; the trainer loops over `TASK_SPECS` (rollout order: images first, so an understanding row may
 ask about the image generated in the same repeated row, see `with_generated_images`) and never branches on a task
 name. UniRL (arXiv 2505.23380) differs only in its data and rewards: a self row's understanding rollout answers about
-its own generated image, and the generation rewards read a judge's answers about each image (`after_rollouts`). A task's tensors travel in a `TaskBatch`, flattened to `"<task>/<field>"` keys for TRL's generation buffer.
+its own generated image, and the generation rewards read a judge's answers about each image (`after_rollouts`).
+A task's tensors travel in a `TaskBatch`, flattened to `"<task>/<field>"` keys for TRL's generation buffer.
 """
 
 from __future__ import annotations
