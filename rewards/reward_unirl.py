@@ -145,11 +145,13 @@ def greedy_answers(
     max_new_tokens: int = 16,
     template: str = "{question}",
     system_prompt: str | None = None,
+    decode: str = "eager",
 ) -> list[str]:
     """Greedy answers of `model` to `questions` about `pixels` [N, 3, H, W] in [-1, 1] (decoded generations).
 
     The tensor goes through the processor's tensor path into the vision tower (no PIL round trip). Under ZeRO-3
-    pass the same number of rows on every rank: the answer loop keeps all ranks stepping together.
+    pass the same number of rows on every rank: the answer loop keeps all ranks stepping together. `decode`: the
+    answer loop of `janus.sample_answer_tokens` ("eager", or "compiled" as the trainer's rollouts use on CUDA).
     """
     import janus  # deferred: the pure reward functions above need no model code
 
@@ -163,6 +165,7 @@ def greedy_answers(
         do_sample=False,
         eos_token_id=processor.special.eos_id,
         pad_token_id=processor.special.pad_id,
+        decode=decode,
     )
     return processor.decode_answers(samples.completion_ids)
 

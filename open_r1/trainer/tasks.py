@@ -184,6 +184,7 @@ def judge_answers(model, ctx: RolloutContext) -> list[str]:
         max_new_tokens=cfg.judge_max_new_tokens or cfg.max_completion_length,
         template=cfg.understanding_prompt_template,
         system_prompt=cfg.understanding_system_prompt,
+        decode=cfg.rollout_decode or default_decode(ctx.device),  # the answer rollout's loop
     )
     return select_judge_answers(cfg.unirl_judge, ctx.answers, **{cfg.unirl_judge: answers})
 
