@@ -201,7 +201,8 @@ class PairGRPOConfig(GRPOConfig):
         Answer length of the greedy / frozen judge (default: `max_completion_length`).
     answer_judge_model (`str`, *optional*):
         Model of an OpenAI-compatible server that grades free-form gold answers ("same / not same") when normalised
-        matching fails (`rewards.answer_judge.LLMAnswerJudge`); multiple-choice letters never reach it.
+        matching fails (`rewards.answer_judge.LLMAnswerJudge`; API key from `OPENAI_API_KEY`); multiple-choice
+        letters never reach it.
     answer_judge_base_url (`str`, *optional*):
         Base URL of that server (default: the `openai` client's, `OPENAI_BASE_URL`).
     answer_judge_cache_dir (`str`, *optional*):

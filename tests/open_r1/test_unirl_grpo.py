@@ -215,3 +215,16 @@ def test_the_model_card_names_the_configured_method(tmp_path, method, card):
         state=SimpleNamespace(log_history=[], global_step=0),
     )
     assert model_card_info(trainer, "run", tmp_path).method == card
+
+
+def test_the_llm_answer_judge_is_built_from_the_config(tmp_path, monkeypatch):
+    from open_r1.grpo import answer_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    args = dict(output_dir=str(tmp_path), bf16=False, report_to=[])
+    assert answer_judge(PairGRPOConfig(**args)) is None
+    judge = answer_judge(
+        PairGRPOConfig(**args, answer_judge_model="judge-model", answer_judge_cache_dir=str(tmp_path / "cache"),
+                       answer_judge_base_url="http://127.0.0.1:9/v1")
+    )  # fmt: skip
+    assert judge.model == "judge-model" and str(judge.client.base_url).startswith("http://127.0.0.1:9/v1")
