@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint format demo mutation clean
+.PHONY: install test lint format demo demo-unirl mutation clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ format: install
 demo: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
 
+# UniRL GRPO on the toy world: prompts with questions, no images (README "UniRL mode").
+demo-unirl: install
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo_unirl.sh
+
 # Mutation check of the pure math with the fast unit tests ([tool.mutmut] in pyproject.toml). Slow; not run in CI.
 # mutmut is installed here only (not in requirements.txt): it is a developer tool.
 mutation: install
@@ -36,4 +40,4 @@ mutation: install
 	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf demo_output .pytest_cache .ruff_cache mutants
+	rm -rf demo_output demo_unirl_output .pytest_cache .ruff_cache mutants

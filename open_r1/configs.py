@@ -12,10 +12,14 @@ from trl import GRPOConfig
 
 from open_r1.advantages import PAIR_WEIGHTING_MODES
 from open_r1.runtime import launch_world_size
+from rewards import JUDGED_REWARDS
+from rewards.reward_unirl import DEFAULT_JUDGE_MODE, JUDGE_MODES
 
 logger = logging.getLogger(__name__)
 
 IMAGE_LOGPROB_MODES = ("cfg", "conditional")
+# The method a run implements (model card, validation): PairUni's PairGRPO, or UniRL's GRPO (arXiv 2505.23380).
+METHODS = ("pairgrpo", "unirl")
 # TRL options the PairGRPO rollout / loss do not implement: refused when set to anything but TRL's default.
 UNSUPPORTED_TRL_OPTIONS = (
     "delta",
@@ -65,7 +69,8 @@ class PairScriptArguments:
 
     Args:
         pair_data_path (`str`):
-            PairUG-format JSONL file of (understanding, generation) pairs (see `open_r1.dataset`).
+            PairUG-format JSONL file of (understanding, generation) pairs, UniRL self rows (prompt + question, no
+            image: data_tools/make_unirl_prompts.py), or both mixed (see `open_r1.dataset`).
         image_root (`str`, *optional*):
             Folder that relative image paths in the pair file are resolved against (default: the file's folder).
         max_train_pairs (`int`, *optional*):
@@ -76,10 +81,13 @@ class PairScriptArguments:
             Drop invalid pair lines (schema errors, missing or undecodable images) with a warning that counts them,
             instead of failing before the first step with the full list.
         pair_types (`list[str]`, *optional*):
-            Train only on these pair types (`aligned`, `retrieved`, `random`): the PairUni §4 pairing ablation.
+            Train only on these pair types (`aligned`, `retrieved`, `random`; `self` for UniRL self rows): the PairUni
+            §4 pairing ablation.
     """
 
-    pair_data_path: str = field(metadata={"help": "PairUG-format JSONL file of (understanding, generation) pairs."})
+    pair_data_path: str = field(
+        metadata={"help": "JSONL of PairUG pairs and/or UniRL self rows (prompt + question, no image)."}
+    )
     image_root: str | None = field(
         default=None,
         metadata={"help": "Folder relative image paths are resolved against (default: the file's folder)."},
@@ -95,7 +103,7 @@ class PairScriptArguments:
     )
     pair_types: list[str] | None = field(
         default=None,
-        metadata={"help": "Train only on these pair types (aligned, retrieved, random): the pairing ablation."},
+        metadata={"help": "Train only on these pair types (aligned, retrieved, random, self): the pairing ablation."},
     )
 
 
@@ -179,6 +187,27 @@ class PairGRPOConfig(GRPOConfig):
     hps_precision (`str`, *optional*, defaults to `"fp32"`):
         Matmul precision of the HPS forward: `"fp32"`, `"bf16"` (autocast; scores within 1e-2 of fp32) or `"tf32"`.
 
+    > Parameters that control UniRL (arXiv 2505.23380) and the self-check reward
+
+    method (`str`, *optional*, defaults to `"pairgrpo"`):
+        The method the run implements: `"pairgrpo"` (PairUni) or `"unirl"` (UniRL's GRPO on self rows; requires the
+        `unirl_image` reward). Named in the model card.
+    unirl_judge (`str`, *optional*, defaults to `"greedy"`):
+        Which answer judges a generated image for `unirl_image` / `self_check`: `"sampled"` (the understanding
+        rollout's own answer; self rows only), `"greedy"` (a greedy answer of the current policy, so an image is not
+        penalised for an unlucky answer sample; one extra answer decode per row), or `"frozen"` (a greedy answer of
+        a frozen copy of the initial policy, kept whole on every rank).
+    judge_max_new_tokens (`int`, *optional*):
+        Answer length of the greedy / frozen judge (default: `max_completion_length`).
+    answer_judge_model (`str`, *optional*):
+        Model of an OpenAI-compatible server that grades free-form gold answers ("same / not same") when normalised
+        matching fails (`rewards.answer_judge.LLMAnswerJudge`; API key from `OPENAI_API_KEY`); multiple-choice
+        letters never reach it.
+    answer_judge_base_url (`str`, *optional*):
+        Base URL of that server (default: the `openai` client's, `OPENAI_BASE_URL`).
+    answer_judge_cache_dir (`str`, *optional*):
+        Disk cache of its verdicts (required with `answer_judge_model`), so a rerun never pays twice.
+
     > Parameters that control logging
 
     log_images_steps (`int`, *optional*, defaults to `50`):
@@ -239,6 +268,19 @@ class PairGRPOConfig(GRPOConfig):
             "help": "Per-task normalisation: 'dapo' (tokens of the whole step, default) or 'grpo' (sequence mean)."
         },
     )
+    method: str = field(default="pairgrpo", metadata={"help": f"The run's method, one of {METHODS}."})
+    unirl_judge: str = field(
+        default=DEFAULT_JUDGE_MODE,
+        metadata={"help": f"Judge of generated images for unirl_image/self_check, one of {JUDGE_MODES}."},
+    )
+    judge_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Answer length of the greedy/frozen judge (default: max_completion_length)."}
+    )
+    answer_judge_model: str | None = field(
+        default=None, metadata={"help": "OpenAI-compatible model grading free-form answers (optional)."}
+    )
+    answer_judge_base_url: str | None = field(default=None, metadata={"help": "Base URL of that server."})
+    answer_judge_cache_dir: str | None = field(default=None, metadata={"help": "Disk cache of its verdicts."})
     log_images_steps: int = field(default=50, metadata={"help": "Image grid every N steps (0: off)."})
     num_images_to_log: int = field(default=8, metadata={"help": "Images per logged grid."})
 
@@ -273,6 +315,15 @@ class PairGRPOConfig(GRPOConfig):
         self.pairs_per_device = pairs
         self.per_device_train_batch_size = pairs * self.num_generations
 
+    @property
+    def judges_images(self) -> bool:
+        """Whether a reward reads the judge's answers about the generated images (the judge then runs every step)."""
+        return any(name in JUDGED_REWARDS for name in self.reward_funcs)
+
+    @property
+    def uses_frozen_judge(self) -> bool:
+        return self.judges_images and self.unirl_judge == "frozen"
+
     def step_summary(self, num_processes: int) -> str:
         """The one-line meaning of an optimizer step, logged once at start."""
         pairs = self.pairs_per_device * num_processes * self.gradient_accumulation_steps
@@ -301,6 +352,8 @@ class PairGRPOConfig(GRPOConfig):
             "pair_weighting": PAIR_WEIGHTING_MODES,
             "loss_type": LOSS_TYPES,
             "scale_rewards": ("group", "none"),
+            "method": METHODS,
+            "unirl_judge": JUDGE_MODES,
             "rollout_decode": (None, "compiled", "eager"),
             "hps_precision": ("fp32", "bf16", "tf32"),
         }
@@ -322,10 +375,27 @@ class PairGRPOConfig(GRPOConfig):
                 f"cfg_weight={self.cfg_weight} must be >= 0 and image_temperature={self.image_temperature} > 0."
             )
         self._refuse_unsupported()
+        self._validate_unirl()
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
             raise ValueError(
                 f"reward_weights has {len(self.reward_weights)} entries for {len(self.reward_funcs)} reward_funcs "
                 f"{self.reward_funcs}; give one weight per reward."
+            )
+
+    def _validate_unirl(self) -> None:
+        if self.method == "unirl" and "unirl_image" not in self.reward_funcs:
+            raise ValueError(
+                f"method='unirl' rewards generation by whether its image is answered correctly, but reward_funcs="
+                f"{self.reward_funcs} lacks 'unirl_image'; add it (configs/recipes/unirl_janus_pro_1b.yaml)."
+            )
+        if "self_check" in self.reward_funcs and self.unirl_judge == "sampled":
+            raise ValueError(
+                "self_check with unirl_judge='sampled': a PairUG row's sampled answer is about its understanding image, "
+                "not its generated one; use unirl_judge='greedy' or 'frozen'."
+            )
+        if self.answer_judge_model and not self.answer_judge_cache_dir:
+            raise ValueError(
+                "answer_judge_model is set without answer_judge_cache_dir; give a folder for its cached verdicts."
             )
 
     def _refuse_unsupported(self) -> None:

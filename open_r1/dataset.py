@@ -1,7 +1,10 @@
 """The pair dataset PairGRPO trains on: a PairUG JSONL (data_tools.schema) as a flat `datasets.Dataset`.
 
-Validation is the builder's (`data_tools.jsonl.scan_pairs`), so a bad line
-fails here with the same `file:line: field: problem; fix` message as `python -m data_tools.validate`.
+Lines are PairUG pairs, UniRL self rows (data_tools.unirl_rows: a prompt with a question about the image the model
+will draw for it, no image file), or both mixed. A self row becomes a pair of `pair_type` "self" whose understanding
+side asks about the image generated in the same rollout row (`own_image`), with pair weight 1 (similarity 1.0).
+Validation is the builder's (`data_tools.schema` / `data_tools.unirl_rows` parsers, images decoded up front), so a
+bad line fails here with the same `file:line: field: problem; fix` message as `python -m data_tools.validate`.
 Relative image paths resolve against `image_root`, or the JSONL's folder when it is not given.
 """
 
@@ -13,8 +16,9 @@ from pathlib import Path
 
 import datasets
 
-from data_tools.jsonl import scan_pairs
-from data_tools.schema import PAIR_TYPES, Pair, resolve_image
+from data_tools.jsonl import iter_jsonl
+from data_tools.schema import PAIR_TYPES, Pair, SchemaError, check_images, pair_image_errors, parse_pair, resolve_image
+from data_tools.unirl_rows import SelfRow, is_self_row, parse_self_row
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +33,13 @@ PAIR_COLUMNS = (
     "pair_type",
     "und_tag",
     "gen_tag",
+    "gen_question",  # a question about the generated image ("" when the generation sample has none)
+    "gen_answer",
+    "own_image",  # the understanding side asks about the image generated in the same rollout row (self rows)
 )
+# `pair_type` of a UniRL self row (not a PairUG pair type: it is never written by the pair builder).
+SELF_PAIR_TYPE = "self"
+ROW_TYPES = (*PAIR_TYPES, SELF_PAIR_TYPE)
 
 
 def _row(pair: Pair, image_root: Path) -> dict[str, object]:
@@ -45,7 +55,57 @@ def _row(pair: Pair, image_root: Path) -> dict[str, object]:
         "pair_type": pair.pair_type,
         "und_tag": und.tag,
         "gen_tag": gen.tag,
+        "gen_question": gen.question,  # PairUG's o3-written question about the prompt (the `self_check` reward)
+        "gen_answer": gen.answer,
+        "own_image": False,
     }
+
+
+def _self_row(row: SelfRow) -> dict[str, object]:
+    """A self row as a pair: the prompt is drawn, then its question is asked about that drawing (UniRL)."""
+    return {
+        "prompt": row.prompt,
+        "gen_prompt": row.prompt,
+        "und_image_path": "",  # no file: the rollout's decoded image takes its place
+        "und_question": row.question,
+        "und_answer": row.answer,
+        "gen_image_path": "",
+        "similarity": 1.0,  # pair weight 1 under every pair_weighting
+        "pair_type": SELF_PAIR_TYPE,
+        "und_tag": row.tag,
+        "gen_tag": row.tag,
+        "gen_question": row.question,
+        "gen_answer": row.answer,
+        "own_image": True,
+    }
+
+
+def scan_rows(path: Path, image_root: Path) -> tuple[list[Pair | SelfRow], list[str]]:
+    """Every line checked, in file order: the valid pairs / self rows and the other lines' error messages.
+
+    Pairs are checked as `data_tools.jsonl.scan_pairs` checks them (schema, then both images exist and decode);
+    a line without `generate_ann`/`understand_ann` but with a `question` is parsed as a self row.
+    """
+    errors: list[SchemaError] = []
+    parsed: list[tuple[str, Pair | SelfRow]] = []
+    for where, obj in iter_jsonl(path, errors.append):
+        try:
+            if is_self_row(obj):
+                parsed.append((where, parse_self_row(obj, where)))
+                continue
+            pair = parse_pair(obj, where)
+            check_images(pair, where, image_root)
+            parsed.append((where, pair))
+        except SchemaError as err:
+            errors.append(err)
+    bad_images = pair_image_errors([(w, p) for w, p in parsed if isinstance(p, Pair)], image_root)
+    errors += bad_images.values()
+    valid = [item for where, item in parsed if where not in bad_images]
+    return valid, [str(e) for e in sorted(errors, key=lambda e: e.line_no)]
+
+
+def _type(item: Pair | SelfRow) -> str:
+    return item.pair_type if isinstance(item, Pair) else SELF_PAIR_TYPE
 
 
 def load_pair_dataset(
@@ -54,19 +114,19 @@ def load_pair_dataset(
     skip_invalid: bool = False,
     pair_types: Sequence[str] | None = None,
 ) -> datasets.Dataset:
-    """Load and validate a pair JSONL; columns are `PAIR_COLUMNS` (image paths absolute).
+    """Load and validate a pair JSONL (PairUG pairs and/or UniRL self rows); columns are `PAIR_COLUMNS`.
 
     Every line is checked before training starts, images included (opened and decoded), so a corrupt file
     cannot crash a step later. Invalid lines raise one `ValueError` listing each as `file:line: field: problem;
     fix`, or, with `skip_invalid`, are dropped with a warning that counts them. `pair_types` keeps only those
-    pair types (the PairUni §4 pairing ablation, e.g. `["aligned"]`). An empty result raises `ValueError`.
+    pair types (the PairUni §4 pairing ablation, e.g. `["aligned"]`; "self" for the self rows). Image paths are
+    absolute. An empty result raises `ValueError`.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"pair file {str(path)!r} not found; fix: build it with `python data_tools/build_pairs.py`")
     root = Path(image_root) if image_root is not None else path.parent
-    scanned, errors = scan_pairs(path, root)
-    pairs = [pair for _, pair in scanned]
+    pairs, errors = scan_rows(path, root)
     if errors and not skip_invalid:
         raise ValueError(
             f"{len(errors)} invalid line(s) in {path} (fix them, or pass --skip_invalid to train without them):\n"
@@ -76,21 +136,20 @@ def load_pair_dataset(
         logger.warning("%s: skipped %d invalid line(s) (--skip_invalid):\n%s", path, len(errors), "\n".join(errors))
     if pair_types:
         _check_pair_types(pair_types)
-        pairs = [p for p in pairs if p.pair_type in pair_types]
+        pairs = [p for p in pairs if _type(p) in pair_types]
     if not pairs:
         kept = f" of pair_type {list(pair_types)}" if pair_types else ""
-        raise ValueError(f"{path}: no valid pairs{kept}; fix: point to a non-empty PairUG JSONL")
-    rows = [_row(pair, root) for pair in pairs]
-    counts = {t: sum(r["pair_type"] == t for r in rows) for t in PAIR_TYPES}
+        raise ValueError(f"{path}: no valid pairs{kept}; fix: point to a non-empty PairUG or self-row JSONL")
+    rows = [_row(p, root) if isinstance(p, Pair) else _self_row(p) for p in pairs]
+    counts = {t: sum(r["pair_type"] == t for r in rows) for t in ROW_TYPES}
     logger.info("loaded %d pairs from %s (%s; %d invalid skipped)", len(rows), path, counts, len(errors))
     columns = {name: [r[name] for r in rows] for name in PAIR_COLUMNS}
-    features = datasets.Features(
-        {name: datasets.Value("float64" if name == "similarity" else "string") for name in PAIR_COLUMNS}
-    )
+    dtypes = {"similarity": "float64", "own_image": "bool"}
+    features = datasets.Features({name: datasets.Value(dtypes.get(name, "string")) for name in PAIR_COLUMNS})
     return datasets.Dataset.from_dict(columns, features=features)
 
 
 def _check_pair_types(pair_types: Sequence[str]) -> None:
-    unknown = [t for t in pair_types if t not in PAIR_TYPES]
+    unknown = [t for t in pair_types if t not in ROW_TYPES]
     if unknown:
-        raise ValueError(f"pair_types: {unknown} not among {list(PAIR_TYPES)}; fix: e.g. --pair_types aligned")
+        raise ValueError(f"pair_types: {unknown} not among {list(ROW_TYPES)}; fix: e.g. --pair_types aligned")

@@ -1,5 +1,8 @@
 """PairGRPO training entry point (PairUni): pairs -> Janus-Pro -> rewards -> PairGRPOTrainer -> a loadable checkpoint.
 
+UniRL's GRPO is the same entry with self rows and `--config configs/recipes/unirl_janus_pro_1b.yaml` (README,
+"UniRL mode").
+
     torchrun --nproc_per_node=8 open_r1/grpo.py --config configs/recipes/janus_pro_1b.yaml \
         --deepspeed configs/zero3.json --model_name_or_path <Janus-Pro-1B folder> --pair_data_path <pairs.jsonl> \
         --output_dir checkpoints/run
@@ -26,6 +29,7 @@ from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_lau
 from open_r1.trainer import PairGRPOTrainer
 from open_r1.trainer.lora import build_lora_config
 from rewards import build_reward_funcs
+from rewards.answer_judge import LLMAnswerJudge
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,17 @@ def setup_logging(training_args: PairGRPOConfig) -> None:
 def resume_checkpoint(training_args: PairGRPOConfig) -> str | None:
     """`--resume_from_checkpoint <dir>`, or `true`/`last` for the newest complete checkpoint in output_dir."""
     return resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+
+
+def answer_judge(training_args: PairGRPOConfig) -> LLMAnswerJudge | None:
+    """The optional LLM grader of free-form gold answers (UniRL's "same / not same"), cached on disk."""
+    if not training_args.answer_judge_model:
+        return None
+    return LLMAnswerJudge(
+        training_args.answer_judge_model,
+        training_args.answer_judge_cache_dir,
+        base_url=training_args.answer_judge_base_url,
+    )
 
 
 def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_args: ModelConfig) -> None:
@@ -74,6 +89,7 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
             training_args.reward_weights,
             hps_checkpoint=training_args.hps_checkpoint,
             device=training_args.reward_device or training_args.device,
+            answer_judge=answer_judge(training_args),
             hps_precision=training_args.hps_precision,
         )
         model, processor = janus.load_pretrained(

@@ -15,14 +15,12 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser
 
 import janus
+from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairScriptArguments
-from open_r1.grpo import (
-    full_weights_on_every_rank,
-    model_dtype,
-    prepare_cpu_distributed,
-    resume_checkpoint,
-    setup_logging,
-)
+from open_r1.grpo import setup_logging
+from open_r1.logs import filter_known_warnings
+from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
+from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
 from open_r1.trainer.unirl_sft import UniRLSFTConfig, UniRLSFTTrainer, load_self_rows
 
 logger = logging.getLogger(__name__)
@@ -32,24 +30,31 @@ def main(script_args: PairScriptArguments, training_args: UniRLSFTConfig, model_
     set_seed(training_args.seed)
     setup_logging(training_args)
     logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    prepare_output_dir(training_args.output_dir, resume is not None, script_args.overwrite_output_dir)
+    if resume is not None:
+        verify_checkpoint_files(resume)  # every rank, before any reads: a truncated shard fails here, named
 
     dataset = load_self_rows(script_args.pair_data_path, script_args.max_train_pairs)
     logger.info("Training on %d self rows from %s", len(dataset), script_args.pair_data_path)
 
     with full_weights_on_every_rank(training_args):
         model, processor = janus.load_pretrained(
-            model_args.model_name_or_path, dtype=model_dtype(model_args, training_args)
+            model_args.model_name_or_path, dtype=model_dtype(model_args.dtype, training_args)
         )
 
     trainer = UniRLSFTTrainer(model=model, processor=processor, args=training_args, train_dataset=dataset)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    trainer.train(resume_from_checkpoint=resume)
 
     trainer.save_model(training_args.output_dir)  # all ranks: ZeRO-3 gathers the weights collectively
+    trainer.create_model_card(dataset_name=script_args.pair_data_path)
     logger.info("Saved the trained model to %s (loads with janus.load_pretrained)", training_args.output_dir)
 
 
 if __name__ == "__main__":
-    prepare_cpu_distributed(sys.argv[1:])
+    filter_known_warnings()
+    exit_with_launcher()
+    argv = prepare_launch(sys.argv[1:])
     parser = TrlParser((PairScriptArguments, UniRLSFTConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config()
+    script_args, training_args, model_args = parser.parse_args_and_config(argv)
     main(script_args, training_args, model_args)

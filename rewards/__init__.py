@@ -20,12 +20,13 @@ import torch
 from rewards.reward_demo import demo_color
 from rewards.reward_toy import toy_geneval
 from rewards.reward_understand import accuracy_reward, completion_text, extract_choice, format_reward
-from rewards.reward_unirl import AnswerJudge, unirl_answer_reward, unirl_image_reward
+from rewards.reward_unirl import AnswerJudge, self_check_reward, unirl_answer_reward, unirl_image_reward
 
 if TYPE_CHECKING:
     from rewards.reward_generate import HPSv21Scorer
 
 __all__ = [
+    "JUDGED_REWARDS",
     "REWARD_NAMES",
     "REWARD_TASKS",
     "RewardFunc",
@@ -45,12 +46,16 @@ REWARD_TASKS: dict[str, str] = {
     "format": "understand",
     "hps_v2.1": "generate",
     "demo_color": "generate",
-    # UniRL (rewards/reward_unirl.py): answer correctness on the model's own images; `unirl_image` reads
-    # kwargs["judge_answers"] and kwargs["question"].
+    "toy_geneval": "generate",
+    # UniRL (rewards/reward_unirl.py): answer correctness on the model's own images; `unirl_image` and
+    # `self_check` read kwargs["judge_answers"], ["question"], ["answer"] and ["own_image"].
     "unirl_answer": "understand",
     "unirl_image": "generate",
-    "toy_geneval": "generate",
+    # PairUni + UniRL: the policy answers a PairUG generation sample's question about its own image (opt-in).
+    "self_check": "generate",
 }
+# Rewards that read the judge's answers about the generated images: the trainer runs the judge when one is listed.
+JUDGED_REWARDS: tuple[str, ...] = ("unirl_image", "self_check")
 REWARD_NAMES: tuple[str, ...] = tuple(REWARD_TASKS)
 
 RewardFn = Callable[..., list[float | None]]
@@ -128,6 +133,7 @@ def build_reward_funcs(
         "unirl_answer": lambda: functools.partial(unirl_answer_reward, llm_judge=answer_judge),
         "unirl_image": lambda: functools.partial(unirl_image_reward, llm_judge=answer_judge),
         "toy_geneval": lambda: toy_geneval,
+        "self_check": lambda: functools.partial(self_check_reward, llm_judge=answer_judge),
         "hps_v2.1": lambda: _hps_reward(
             _load_scorer(
                 hps_checkpoint,

@@ -6,7 +6,9 @@
 - `unirl_image` (generation): 1 if the image lets its question be answered correctly. Which answer judges the
   image is selectable (`JUDGE_MODES`): the sampled answer itself, a greedy answer of the current policy
   (default: not penalising an image for an unlucky answer sample), or a greedy answer of a frozen copy.
-  Optionally add `hps_v2.1` with its own weight in the reward list.
+  Optionally add `hps_v2.1` with its own weight in the reward list. It scores UniRL self rows (`own_image`).
+- `self_check` (generation, PairUni + UniRL): the same test for PairUG rows, whose generation sample carries an
+  o3-written question/answer about its prompt: does the policy answer it correctly about its own generated image?
 `greedy_answers` computes the judge's answers: the decoded pixels go straight into the vision tower.
 """
 
@@ -98,15 +100,39 @@ def unirl_image_reward(
     question: Sequence[str],
     judge_answers: Sequence[str],
     llm_judge: AnswerJudge | None = None,
+    own_image: Sequence[bool] | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
     """Generation reward: whether the judge's answer about each row's image (`judge_answers`) is correct.
 
-    `prompts` are the captions (unused beyond their count), `question`/`answer` the row's question and gold.
+    `prompts` are the captions (unused beyond their count), `question`/`answer` the question about the generated
+    image and its gold (None: no question). With `own_image` (the trainer passes it) only UniRL self rows are
+    scored; the PairUG rows of a mixed batch get None (`self_check` scores those).
     """
+    return _judged_rows(prompts, answer, question, judge_answers, llm_judge, own_image, want_own=True)
+
+
+def self_check_reward(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    answer: Sequence[str | None],
+    question: Sequence[str],
+    judge_answers: Sequence[str],
+    own_image: Sequence[bool],
+    llm_judge: AnswerJudge | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """PairUni + UniRL generation reward: the judge's answer to a PairUG generation sample's own question about the
+    generated image is correct (1) or not (0); None for self rows and for samples without a question."""
+    return _judged_rows(prompts, answer, question, judge_answers, llm_judge, own_image, want_own=False)
+
+
+def _judged_rows(prompts, answer, question, judge_answers, llm_judge, own_image, want_own: bool):
     if len(judge_answers) != len(prompts):
         raise ValueError(f"judge_answers: got {len(judge_answers)} for {len(prompts)} images; pass one per image")
-    return answer_correctness(list(judge_answers), answer, question, llm_judge)
+    own = [want_own] * len(prompts) if own_image is None else [bool(o) for o in own_image]
+    golds = [gold if is_own == want_own else None for gold, is_own in zip(answer, own, strict=True)]
+    return answer_correctness(list(judge_answers), golds, question, llm_judge)
 
 
 @torch.no_grad()
@@ -119,11 +145,13 @@ def greedy_answers(
     max_new_tokens: int = 16,
     template: str = "{question}",
     system_prompt: str | None = None,
+    decode: str = "eager",
 ) -> list[str]:
     """Greedy answers of `model` to `questions` about `pixels` [N, 3, H, W] in [-1, 1] (decoded generations).
 
     The tensor goes through the processor's tensor path into the vision tower (no PIL round trip). Under ZeRO-3
-    pass the same number of rows on every rank: the answer loop keeps all ranks stepping together.
+    pass the same number of rows on every rank: the answer loop keeps all ranks stepping together. `decode`: the
+    answer loop of `janus.sample_answer_tokens` ("eager", or "compiled" as the trainer's rollouts use on CUDA).
     """
     import janus  # deferred: the pure reward functions above need no model code
 
@@ -137,6 +165,7 @@ def greedy_answers(
         do_sample=False,
         eos_token_id=processor.special.eos_id,
         pad_token_id=processor.special.pad_id,
+        decode=decode,
     )
     return processor.decode_answers(samples.completion_ids)
 
@@ -149,6 +178,7 @@ __all__ = [
     "answer_is_correct",
     "greedy_answers",
     "select_judge_answers",
+    "self_check_reward",
     "unirl_answer_reward",
     "unirl_image_reward",
 ]

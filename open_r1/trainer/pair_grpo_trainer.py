@@ -4,6 +4,8 @@ What it changes in TRL (only its documented seams, see tests/open_r1/test_trl_se
 - `_generate_and_score_completions`: every task of `open_r1.trainer.tasks.TASK_SPECS` rolls out (images first, then
   answers) inside TRL's unwrap context, is scored by its reward functions, and gets PairGRPO advantages
   (`open_r1.advantages.pair_advantages`, PairUni §3.2); each task's `TaskBatch` is flattened for TRL's buffer.
+  UniRL (`method: unirl`, self rows) runs through the same path: self rows answer about their own generated image
+  and the generation rewards read a judge's answers (`TaskSpec.after_rollouts`).
 - `_compute_loss`: per task, `open_r1.trainer.loss.clipped_surrogate` on the task's log-probs, normalised over the
   optimizer step (`normalise_loss`), times the task's loss weight, summed. Metrics reduce in one collective per task.
 - `_save`: a folder `janus.load_pretrained` loads (16-bit weights gathered under ZeRO-3 by the HF Trainer); with
@@ -130,6 +132,9 @@ class PairGRPOTrainer(GRPOTrainer):
                 f"(generation_batch_size={args.generation_batch_size} rows / num_generations={args.num_generations}); "
                 "use more pairs or lower per_device_train_batch_size / steps_per_generation."
             )
+        # UniRL's frozen image judge: the initial policy, full and unwrapped on every rank like a reward model (no
+        # ZeRO-3 partitioning, no collectives), copied before LoRA adapters or freezing touch the model.
+        judge = copy.deepcopy(model).requires_grad_(False).eval() if args.uses_frozen_judge else None
         if peft_config is not None:
             apply_lora(model, peft_config)
             if args.gradient_checkpointing:
@@ -163,6 +168,7 @@ class PairGRPOTrainer(GRPOTrainer):
             )
         self.beta = beta
         self.ref_model = self._prepare_reference(ref_model)
+        self.judge = judge.to(self.accelerator.device) if judge is not None else None
         self.add_callback(MetricsFileCallback(args.output_dir))
         self.add_callback(RunDirCallback())
         use_progress_lines(self)
@@ -203,7 +209,9 @@ class PairGRPOTrainer(GRPOTrainer):
         rows = pair_rows(
             inputs, self.processor.tokenizer, self.args.understanding_prompt_template, self.args.max_prompt_length
         )
-        ctx = RolloutContext(self.processor, self.args, rows, self.accelerator.device, self.reuse_image_features)
+        ctx = RolloutContext(
+            self.processor, self.args, rows, self.accelerator.device, self.reuse_image_features, judge_model=self.judge
+        )
         rollouts = self._rollout(ctx)
         with self._timed("rewards"):
             rewards = {name: self._score(name, rollout) for name, rollout in rollouts.items()}
@@ -236,6 +244,9 @@ class PairGRPOTrainer(GRPOTrainer):
             for spec in TASK_SPECS:
                 with self._timed(f"{spec.name}_rollout"):
                     rollouts[spec.name] = spec.rollout(unwrapped, ctx)
+            for spec in (s for s in TASK_SPECS if s.after_rollouts is not None):  # UniRL's image judge
+                with self._timed(f"{spec.name}_judge"):
+                    rollouts[spec.name].reward_kwargs.update(spec.after_rollouts(unwrapped, ctx))
         # Every rank must score completions of the same length: the log-prob head runs in chunks of positions and
         # ZeRO-3 all-gathers parameters per module call, so different lengths would desynchronise the ranks.
         lengths = torch.tensor([r.batch.completion_ids.shape[1] for r in rollouts.values()], device=ctx.device)

@@ -30,6 +30,8 @@ class PairRows:
     similarity: torch.Tensor  # [N] float, NaN when absent
     is_aligned: torch.Tensor  # [N] bool
     own_image: torch.Tensor  # [N] bool: the question is about the image generated in this row (UniRL-style rows)
+    image_questions: list[str]  # a question about the row's generated image ("" when none)
+    image_answers: list[str | None]  # its gold answer (None when there is no question)
 
 
 def truncate_left(tokenizer, text: str, max_tokens: int | None) -> str:
@@ -51,8 +53,12 @@ def truncate_left(tokenizer, text: str, max_tokens: int | None) -> str:
 
 
 def load_rgb(paths: Sequence[str]) -> list[Image.Image]:
-    """Open each image once (rows of a pair repeat the same path `num_generations` times)."""
-    cache: dict[str, Image.Image] = {}
+    """Open each image once (rows of a pair repeat the same path `num_generations` times).
+
+    An empty path (a UniRL self row: its question is about the image generated in its row) gets a grey placeholder
+    that `tasks.with_generated_images` replaces before the vision tower sees it.
+    """
+    cache: dict[str, Image.Image] = {"": Image.new("RGB", (16, 16), (128, 128, 128))}
     for path in paths:
         if path not in cache:
             cache[path] = open_rgb(path)
@@ -72,6 +78,8 @@ def pair_rows(rows: list[dict], tokenizer, template: str, max_prompt_length: int
         similarity=torch.tensor([math.nan if s is None else float(s) for s in similarity], dtype=torch.float32),
         is_aligned=torch.tensor([r.get("pair_type") == "aligned" for r in rows], dtype=torch.bool),
         own_image=torch.tensor([bool(r.get("own_image", False)) for r in rows], dtype=torch.bool),
+        image_questions=[r.get("gen_question") or "" for r in rows],
+        image_answers=[(r.get("gen_answer") or None) if r.get("gen_question") else None for r in rows],
     )
 
 

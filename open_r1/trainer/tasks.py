@@ -2,7 +2,9 @@
 
 A task is a `TaskSpec`; the trainer loops over `TASK_SPECS` (rollout order: images first, so an understanding row may
 ask about the image generated in the same repeated row, see `with_generated_images`) and never branches on a task
-name. A task's tensors travel in a `TaskBatch`, flattened to `"<task>/<field>"` keys for TRL's generation buffer.
+name. UniRL (arXiv 2505.23380) differs only in its data and rewards: a self row's understanding rollout answers about
+its own generated image, and the generation rewards read a judge's answers about each image (`after_rollouts`).
+A task's tensors travel in a `TaskBatch`, flattened to `"<task>/<field>"` keys for TRL's generation buffer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import janus
 from janus.sampling import image_features
 from janus.static_decode import default_decode
 from open_r1.trainer.rollout import PairRows
+from rewards.reward_unirl import greedy_answers, select_judge_answers
 
 PROMPT = "prompt"
 
@@ -67,6 +70,8 @@ class RolloutContext:
     device: torch.device
     reuse_image_features: bool = False  # vision tower + aligner frozen: score with the rollout's features
     decoded_pixels: torch.Tensor | None = None  # [N, 3, H, W] in [-1, 1], set by the generation rollout
+    judge_model: torch.nn.Module | None = None  # frozen copy of the initial policy (unirl_judge="frozen")
+    answers: list[str] | None = None  # decoded sampled answers, set by the understanding rollout
 
 
 @dataclass
@@ -88,6 +93,8 @@ class TaskSpec:
     rollout: Callable[[torch.nn.Module, RolloutContext], TaskRollout]
     logps: Callable[[torch.nn.Module, TaskBatch, object], torch.Tensor]  # (model, batch, config) -> [N, L]
     sampler_logps_comparable: Callable[[object], bool]  # sampler log-probs = recomputed old ones under this config
+    # Extra reward kwargs computed once every task has rolled out (still inside the unwrapped-model context).
+    after_rollouts: Callable[[torch.nn.Module, RolloutContext], dict] | None = None
 
 
 def with_generated_images(
@@ -153,7 +160,43 @@ def _understand_rollout(model, ctx: RolloutContext) -> TaskRollout:
         prompt["features"] = features
     out = TaskBatch(prompt, answers.completion_ids, answers.completion_mask, sampling_logps=answers.logps)
     texts = ctx.processor.decode_answers(answers.completion_ids)
+    ctx.answers = texts  # the "sampled" image judge of a self row is this answer about its own image
     return TaskRollout(out, rows.raw_questions, texts, {"answer": rows.answers})
+
+
+def judge_answers(model, ctx: RolloutContext) -> list[str]:
+    """The answer that judges each row's generated image under `unirl_judge` (UniRL §GRPO; `JUDGE_MODES`).
+
+    "sampled": the understanding rollout's answer of the row (about that image on self rows); "greedy": a greedy
+    answer of the current policy; "frozen": of the frozen initial policy. The greedy decodes run on every row of
+    every step, whatever the rows hold (a row without an image question asks an empty one and is ignored by the
+    rewards), so every ZeRO-3 rank calls the same modules the same number of times.
+    """
+    cfg = ctx.config
+    if cfg.unirl_judge == "sampled":
+        return select_judge_answers("sampled", ctx.answers)
+    judge = ctx.judge_model if cfg.unirl_judge == "frozen" else model
+    answers = greedy_answers(
+        judge,
+        ctx.processor,
+        ctx.decoded_pixels,
+        ctx.rows.image_questions,
+        max_new_tokens=cfg.judge_max_new_tokens or cfg.max_completion_length,
+        template=cfg.understanding_prompt_template,
+        system_prompt=cfg.understanding_system_prompt,
+        decode=cfg.rollout_decode or default_decode(ctx.device),  # the answer rollout's loop
+    )
+    return select_judge_answers(cfg.unirl_judge, ctx.answers, **{cfg.unirl_judge: answers})
+
+
+def _image_judge_kwargs(model, ctx: RolloutContext) -> dict:
+    """Generation reward kwargs about each generated image: its question and gold (`question`/`answer`, None where
+    there is none), `own_image` (UniRL self rows) and, when a judged reward is configured, `judge_answers`."""
+    rows = ctx.rows
+    kwargs = {"question": rows.image_questions, "answer": rows.image_answers, "own_image": rows.own_image.tolist()}
+    if ctx.config.judges_images:
+        kwargs["judge_answers"] = judge_answers(model, ctx)
+    return kwargs
 
 
 def _understand_logps(model, batch: TaskBatch, cfg) -> torch.Tensor:
@@ -186,6 +229,7 @@ GENERATE = TaskSpec(
     logps=_generate_logps,
     # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
     sampler_logps_comparable=lambda cfg: cfg.image_logprob == "cfg",
+    after_rollouts=_image_judge_kwargs,
 )
 UNDERSTAND = TaskSpec(
     name="understand",
@@ -205,5 +249,6 @@ __all__ = [
     "TaskBatch",
     "TaskRollout",
     "TaskSpec",
+    "judge_answers",
     "with_generated_images",
 ]

@@ -27,8 +27,11 @@ from trl.models import unwrap_model_for_generation
 import janus
 from data_tools.unirl_rows import read_self_rows
 from janus.gumbel import straight_through_pixels
-from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
+from open_r1.configs import MODULE_GROUPS
+from open_r1.run_dir import RunDirCallback
+from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.pair_grpo_trainer import freeze_modules
+from open_r1.trainer.reporting import MetricsFileCallback, use_progress_lines
 from rewards.reward_unirl import answer_is_correct, greedy_answers
 
 logger = logging.getLogger(__name__)
@@ -88,12 +91,8 @@ class UniRLSFTConfig(TrainingArguments):
     )
 
     def __post_init__(self):
-        if not torch.cuda.is_available() and self.bf16 and not self.use_cpu:
-            # bf16 mixed precision needs a GPU; the same launch command must also run on CPU.
-            logger.warning("No CUDA device: setting bf16=False (fp32 training on CPU).")
-            self.bf16 = False
-        # Same torchrun-on-CPU fix as PairGRPO (keep the gloo PartialState built by open_r1.grpo), one place for it.
-        PairGRPOConfig._reuse_cpu_distributed_state(self)
+        # The machine-dependent setup (fp32 and a gloo state on a CPU-only host) is open_r1.runtime.prepare_launch's,
+        # run by open_r1/sft.py before this config is parsed, exactly as for PairGRPO.
         if self.gradient_checkpointing:
             # Non-reentrant: frozen embeddings feed the checkpointed blocks (see PairGRPOConfig).
             self.gradient_checkpointing_kwargs = {"use_reentrant": False, **(self.gradient_checkpointing_kwargs or {})}
@@ -143,6 +142,10 @@ class UniRLSFTTrainer(Trainer):
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=list, **kwargs)
         self.processor = processor
         self._step_metrics: dict[str, list[float]] = defaultdict(list)
+        # The same run folder and console as PairGRPO: metrics.jsonl, checkpoint markers, one progress line per log.
+        self.add_callback(MetricsFileCallback(args.output_dir))
+        self.add_callback(RunDirCallback())
+        use_progress_lines(self)
 
     def _system_prompt_kwargs(self) -> dict:
         prompt = self.args.understanding_system_prompt
@@ -237,6 +240,13 @@ class UniRLSFTTrainer(Trainer):
         out = Path(output_dir if output_dir is not None else self.args.output_dir)
         janus.save_pretrained(self.accelerator.unwrap_model(self.model), self.processor, out, state_dict=state_dict)
         torch.save(self.args, out / "training_args.bin")
+
+    def create_model_card(
+        self, model_name: str | None = None, dataset_name: str | None = None, tags: str | list[str] | None = None
+    ) -> None:
+        """The project's README.md card (method UniRL, data, recipe, hyperparameters), as PairGRPOTrainer writes."""
+        if self.is_world_process_zero():
+            write_model_card_for_save(self, model_name or Path(self.args.output_dir).name, dataset_name)
 
 
 __all__ = ["SELF_ROW_COLUMNS", "UniRLSFTConfig", "UniRLSFTTrainer", "gold_completion", "load_self_rows"]

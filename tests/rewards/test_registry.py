@@ -19,6 +19,7 @@ def test_names_and_tasks():
         "toy_geneval",
         "unirl_answer",
         "unirl_image",
+        "self_check",
     }
     funcs = build_reward_funcs(["accuracy", "format", "demo_color"], [1.0, 0.5, 2.0])
     assert [(f.name, f.__name__, f.task, f.weight) for f in funcs] == [

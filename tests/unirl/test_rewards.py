@@ -13,6 +13,7 @@ from rewards.reward_unirl import (
     answer_is_correct,
     greedy_answers,
     select_judge_answers,
+    self_check_reward,
     unirl_answer_reward,
     unirl_image_reward,
 )
@@ -69,6 +70,20 @@ def test_judge_modes_pick_their_answers():
         for mode in ("sampled", "greedy", "frozen")
     }  # fmt: skip
     assert rewards == {"sampled": [0.0, 0.0], "greedy": [1.0, 0.0], "frozen": [0.0, 1.0]}
+
+
+def test_image_rewards_split_self_rows_from_pair_rows():
+    # Rows: a self row, a PairUG row with a generation question, a PairUG row without one (gold None).
+    kwargs = dict(answer=["A", "B", None], question=[MCQ, MCQ, ""], judge_answers=["A", "B", "A"])
+    own = [True, False, False]
+    assert unirl_image_reward(["p"] * 3, [None] * 3, own_image=own, **kwargs) == [1.0, None, None]
+    assert self_check_reward(["p"] * 3, [None] * 3, own_image=own, **kwargs) == [None, 1.0, None]
+    wrong = {**kwargs, "judge_answers": ["C", "C", "C"]}
+    assert self_check_reward(["p"] * 3, [None] * 3, own_image=own, **wrong) == [None, 0.0, None]
+    funcs = build_reward_funcs(["unirl_image", "self_check"])
+    assert [f.task for f in funcs] == ["generate", "generate"]
+    total = combine_rewards({f.name: f(["p"] * 3, [None] * 3, own_image=own, **wrong) for f in funcs}, funcs)
+    assert total[:2].tolist() == [0.0, 0.0] and total[2].isnan()  # each row scored by exactly one of them
 
 
 def test_understanding_reward_and_none_rows():

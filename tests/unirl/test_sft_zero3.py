@@ -1,5 +1,6 @@
 """End-to-end: `open_r1/sft.py` with the tiny UniRL recipe, 2 processes under DeepSpeed ZeRO-3 (gloo), end-to-end mode."""
 
+import json
 import os
 import socket
 import subprocess
@@ -49,7 +50,10 @@ def test_two_process_zero3_sft_saves_a_loadable_checkpoint(tiny_janus_path, tmp_
     ]
     result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=480)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert "image_nll" in result.stdout + result.stderr and (out / "checkpoint-2" / "trainer_state.json").is_file()
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "image_nll" in r] == [1, 2]  # the rejection-sampled image NLL ran
+    assert "**UniRL**" in (out / "README.md").read_text()  # the model card names the method
 
     model, _ = janus.load_pretrained(out, dtype=torch.float32)
     initial, _ = janus.load_pretrained(tiny_janus_path, dtype=torch.float32)

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The UniRL CPU demo (README "UniRL mode"): toy prompts with a question each and NO images -> the toy Janus-Pro
+# (scripts/make_toy_janus.py, built once, cached) draws an image per rollout, answers the question about its own
+# drawing -> UniRL GRPO (accuracy on the own image; unirl_image judged by a greedy answer) in 2 processes under
+# DeepSpeed ZeRO-3 (gloo, fp32) -> demo_unirl_output/ with a checkpoint, metrics, image grids and the reward summary.
+# A few minutes on 2 CPU cores; no network. DEMO ONLY: a toy model in a toy world.
+#
+#   make demo-unirl               # or: PATH=.venv/bin:$PATH bash scripts/demo_unirl.sh   (from any folder)
+#   DEMO_OUT=/tmp/demo_unirl DEMO_STEPS=20 bash scripts/demo_unirl.sh
+#
+# DEMO_OUT is cleared only when a demo created it (scripts/demo.sh's output guard, same marker file).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MARKER=.pairuni-demo-output
+OUT=${DEMO_OUT:-$REPO/demo_unirl_output}
+case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
+STEPS=${DEMO_STEPS:-60}
+NPROC=${DEMO_NPROC:-2}
+TIMEOUT=${DEMO_TIMEOUT:-1200}
+PYTHON=${PYTHON:-python}
+TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
+
+DEMO_OUT="$OUT" bash "$REPO/scripts/demo.sh" --check-only > /dev/null || exit 2
+
+cd "$REPO"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# DeepSpeed JIT-builds small ops here; an interrupted build leaves a lock file that hangs every later run.
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$REPO/.torch_extensions}
+mkdir -p "$TORCH_EXTENSIONS_DIR"
+find "$TORCH_EXTENSIONS_DIR" -name lock -type f -delete
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+touch "$OUT/$MARKER"
+start=$(date +%s)
+
+echo "[demo-unirl] 1/4 toy prompts with a question each, no images -> $OUT/rows.jsonl"
+"$PYTHON" scripts/make_toy_unirl_rows.py --out "$OUT/rows.jsonl" --num 256 --seed 0
+
+echo "[demo-unirl] 2/4 toy Janus-Pro warm-started on the world (built once, cached) -> $TOY_DIR"
+"$PYTHON" scripts/make_toy_janus.py --out_dir "$TOY_DIR" --reuse 2> "$OUT/toy_build.log" \
+    || { tail -n 20 "$OUT/toy_build.log"; exit 1; }
+
+echo "[demo-unirl] 3/4 UniRL GRPO, $STEPS steps, $NPROC processes, DeepSpeed ZeRO-3 on CPU -> $OUT/run"
+timeout "$TIMEOUT" torchrun --nproc_per_node "$NPROC" --master_port "${MASTER_PORT:-29534}" open_r1/grpo.py \
+    --config configs/recipes/unirl_toy_cpu.yaml \
+    --deepspeed configs/zero3.json \
+    --model_name_or_path "$TOY_DIR" \
+    --pair_data_path "$OUT/rows.jsonl" \
+    --output_dir "$OUT/run" \
+    --max_steps "$STEPS" \
+    > "$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
+
+echo "[demo-unirl] 4/4 rewards over the run (understand = accuracy on the own image, generate = unirl_image)"
+"$PYTHON" scripts/demo_summary.py "$OUT/run/metrics.jsonl"
+
+echo
+echo "[demo-unirl] done in $(( $(date +%s) - start )) s. Outputs:"
+echo "  checkpoint (janus.load_pretrained): $OUT/run"
+echo "  reward curves:                      $OUT/run/reward_curves.png"
+echo "  sample image grids:                 $OUT/run/samples/"
+echo "  metrics:                            $OUT/run/metrics.jsonl"
+echo "  training log:                       $OUT/train.log"
