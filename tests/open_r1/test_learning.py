@@ -16,10 +16,10 @@ from rewards import RewardFunc
 class TokenRecordingTrainer(PairGRPOTrainer):
     """Keeps the last rollout's image tokens so the synthetic generation reward can read them."""
 
-    def _rollout(self, und_batch, gen_batch):
-        answers, images, pixels = super()._rollout(und_batch, gen_batch)
-        self.last_image_tokens = images.tokens  # [N, I]
-        return answers, images, pixels
+    def _rollout(self, ctx):
+        rollouts = super()._rollout(ctx)
+        self.last_image_tokens = rollouts["generate"].batch.completion_ids  # [N, I]
+        return rollouts
 
 
 STEPS = 14
