@@ -50,6 +50,9 @@ UNSUPPORTED_TRL_OPTIONS = (
 # Trainable-module groups, by their submodule names in transformers' `JanusForConditionalGeneration`.
 MODULE_GROUPS: dict[str, tuple[str, ...]] = {
     "language_model": ("model.language_model", "lm_head"),
+    # The text head alone: with the LM body frozen, understanding (vision tower, aligner, text head) and generation
+    # (generation head/embeddings) share no trained parameter, so neither task's update moves the other's inputs.
+    "text_head": ("lm_head",),
     "vision_model": ("model.vision_model",),
     "aligner": ("model.aligner",),
     "vqmodel": ("model.vqmodel",),
@@ -166,8 +169,8 @@ class PairGRPOConfig(GRPOConfig):
         Weight of the generation loss (a token mean over the 576 image tokens, so they do not swamp answers).
     trainable_modules (`list[str]`, *optional*, defaults to `["language_model"]`):
         Module groups that train; the rest is frozen before the optimizer is built. Groups: `language_model` (LM body
-        + text head, like T2I-R1/PairUni), `vision_model`, `aligner`, `vqmodel`, `generation_embeddings`,
-        `generation_head`.
+        + text head, like T2I-R1/PairUni), `text_head` (the text head alone), `vision_model`, `aligner`, `vqmodel`,
+        `generation_embeddings`, `generation_head`.
 
     loss_type (`str`, *optional*, defaults to `"dapo"`):
         How a task's per-token losses are normalised: `"dapo"` = token sum divided by the task's token count of the

@@ -129,6 +129,21 @@ def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
             p.requires_grad_(state[n])
 
 
+def test_text_head_group_trains_the_text_head_and_not_the_language_model_body(tiny_janus):
+    # The toy recipe's decoupling: understanding (text head) and generation (generation head) share no trained
+    # parameter when the LM body is frozen.
+    model, _ = tiny_janus
+    state = {n: p.requires_grad for n, p in model.named_parameters()}
+    try:
+        freeze_modules(model, ["text_head", "generation_head"])
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert "lm_head.weight" in trained and any(n.startswith("model.generation_head.") for n in trained)
+        assert not any(n.startswith("model.language_model.") for n in trained)
+    finally:
+        for n, p in model.named_parameters():
+            p.requires_grad_(state[n])
+
+
 def test_too_few_pairs_for_one_generation_batch_is_an_error(make_trainer, tmp_path):
     with pytest.raises(ValueError, match="train_dataset has 4 pairs but one generation batch needs 8"):
         make_trainer(tmp_path, per_device_train_batch_size=8)
