@@ -6,7 +6,11 @@
 The logic lives in open_r1/evaluation/imbalance.py.
 """
 
-from open_r1.evaluation.imbalance import main
+from open_r1.evaluation.common import is_main_process
+from open_r1.evaluation.imbalance import build_parser, main, summary
 
 if __name__ == "__main__":
-    main()
+    out_dir = build_parser().parse_args().out_dir
+    result = main()
+    if is_main_process():
+        print(summary(result, out_dir))

@@ -33,7 +33,6 @@ from open_r1.evaluation.common import (
     answer_settings_from_args,
     check_limit,
     dtype_name,
-    is_main_process,
     load_model,
     markdown_table,
     setup_logging,
@@ -184,14 +183,17 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
         )  # fmt: skip
         result.settings = key["settings"]
         result.save(args.out_dir)
-    if is_main_process():
-        rows = [
-            (tag, m["correct_images"], m["answered_wrong"], round(m["imbalance"], 4))
-            for tag, m in result.metrics.items()
-        ]
-        print(markdown_table(["tag", "correct images", "answered wrong", "imbalance"], rows))
-        print(f"wrote {Path(args.out_dir) / 'predictions.jsonl'} and {Path(args.out_dir) / 'results.json'}")
     return result
 
 
-__all__ = ["ScoredImage", "imbalance_metrics", "load_scored_images", "question_items", "run_imbalance"]
+def summary(result: BenchmarkResult, out_dir: str | Path) -> str:
+    """The table and the files written, for the CLI to print."""
+    rows = [
+        (tag, m["correct_images"], m["answered_wrong"], round(m["imbalance"], 4)) for tag, m in result.metrics.items()
+    ]
+    out = Path(out_dir)
+    table = markdown_table(["tag", "correct images", "answered wrong", "imbalance"], rows)
+    return f"{table}\nwrote {out / 'predictions.jsonl'} and {out / 'results.json'}"
+
+
+__all__ = ["summary", "ScoredImage", "imbalance_metrics", "load_scored_images", "question_items", "run_imbalance"]
