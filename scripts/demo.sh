@@ -13,7 +13,6 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MARKER=.pairuni-demo-output
 OUT=${DEMO_OUT:-$REPO/demo_output}
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
 STEPS=${DEMO_STEPS:-300}
@@ -22,37 +21,16 @@ TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}
 TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
-# Refuse to clear a folder the demo did not create; prints why and returns 1.
-check_out_dir() {
-    if [ -e "$OUT" ] && [ ! -d "$OUT" ]; then
-        echo "[demo] DEMO_OUT=$OUT exists and is not a folder; refusing to touch it. Set DEMO_OUT to a new folder." >&2
-        return 1
-    fi
-    if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/$MARKER" ]; then
-        echo "[demo] DEMO_OUT=$OUT is not empty and was not created by the demo (no $MARKER);" \
-            "refusing to delete it. Set DEMO_OUT to a new or empty folder." >&2
-        return 1
-    fi
-}
+# shellcheck source=scripts/demo_lib.sh
+source "$REPO/scripts/demo_lib.sh"
 
-check_out_dir || exit 2
+demo_check_out_dir || exit 2
 if [ "${1:-}" = "--check-only" ]; then
     echo "[demo] ok: repo $REPO, output $OUT"
     exit 0
 fi
 
-cd "$REPO"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-# DeepSpeed JIT-builds small ops here; an interrupted build leaves a lock file that hangs every later run.
-export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$REPO/.torch_extensions}
-mkdir -p "$TORCH_EXTENSIONS_DIR"
-find "$TORCH_EXTENSIONS_DIR" -name lock -type f -delete
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-touch "$OUT/$MARKER"
+demo_prepare
 start=$(date +%s)
 
 echo "[demo] 1/4 toy world: scenes, questions, prompts and pairs (demo completion backend) -> $OUT/data"

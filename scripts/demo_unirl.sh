@@ -12,7 +12,6 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MARKER=.pairuni-demo-output
 OUT=${DEMO_OUT:-$REPO/demo_unirl_output}
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
 STEPS=${DEMO_STEPS:-60}
@@ -21,20 +20,11 @@ TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}
 TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
-DEMO_OUT="$OUT" bash "$REPO/scripts/demo.sh" --check-only > /dev/null || exit 2
+# shellcheck source=scripts/demo_lib.sh
+source "$REPO/scripts/demo_lib.sh"
+demo_check_out_dir || exit 2
 
-cd "$REPO"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-# DeepSpeed JIT-builds small ops here; an interrupted build leaves a lock file that hangs every later run.
-export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$REPO/.torch_extensions}
-mkdir -p "$TORCH_EXTENSIONS_DIR"
-find "$TORCH_EXTENSIONS_DIR" -name lock -type f -delete
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-touch "$OUT/$MARKER"
+demo_prepare
 start=$(date +%s)
 
 echo "[demo-unirl] 1/4 toy prompts with a question each, no images -> $OUT/rows.jsonl"

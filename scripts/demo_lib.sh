@@ -1,0 +1,32 @@
+# Shared by scripts/demo.sh and scripts/demo_unirl.sh (sourced, not run): the output-folder guard and the run
+# environment. The caller sets REPO (the repo root) and OUT (the output folder, absolute).
+
+MARKER=.pairuni-demo-output
+
+# Refuse to clear a folder no demo created (it would hold the marker); prints why and returns 1.
+demo_check_out_dir() {
+    if [ -e "$OUT" ] && [ ! -d "$OUT" ]; then
+        echo "[demo] DEMO_OUT=$OUT exists and is not a folder; refusing to touch it. Set DEMO_OUT to a new folder." >&2
+        return 1
+    fi
+    if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/$MARKER" ]; then
+        echo "[demo] DEMO_OUT=$OUT is not empty and was not created by the demo (no $MARKER);" \
+            "refusing to delete it. Set DEMO_OUT to a new or empty folder." >&2
+        return 1
+    fi
+}
+
+# cd to the repo, export the offline / thread / DeepSpeed-build environment, and start OUT afresh with the marker.
+demo_prepare() {
+    cd "$REPO"
+    export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+    export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+    # DeepSpeed JIT-builds small ops here; an interrupted build leaves a lock file that hangs every later run.
+    export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$REPO/.torch_extensions}
+    mkdir -p "$TORCH_EXTENSIONS_DIR"
+    find "$TORCH_EXTENSIONS_DIR" -name lock -type f -delete
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    touch "$OUT/$MARKER"
+}
