@@ -6,6 +6,7 @@
 #
 #   make demo                      # or: PATH=.venv/bin:$PATH bash scripts/demo.sh   (from any folder)
 #   DEMO_OUT=/tmp/demo DEMO_STEPS=10 bash scripts/demo.sh
+#   DEMO_SEED=1 bash scripts/demo.sh    # another training seed (the toy checkpoint and the data stay the same)
 #   bash scripts/demo.sh --check-only   # only check that DEMO_OUT may be (re)used, then exit
 #
 # DEMO_OUT is cleared only when an earlier demo created it (it holds the marker file below); any other non-empty
@@ -15,8 +16,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${DEMO_OUT:-$REPO/demo_output}
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
-STEPS=${DEMO_STEPS:-300}
+STEPS=${DEMO_STEPS:-150}
 NPROC=${DEMO_NPROC:-2}
+SEED=${DEMO_SEED:-0}
 TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}
 TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
@@ -49,6 +51,7 @@ timeout "$TIMEOUT" torchrun --nproc_per_node "$NPROC" --master_port "${MASTER_PO
     --pair_data_path "$OUT/data/pairs/pairs.jsonl" \
     --output_dir "$OUT/run" \
     --max_steps "$STEPS" \
+    --seed "$SEED" \
     > "$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
 
 echo "[demo] 4/4 rewards over the run"

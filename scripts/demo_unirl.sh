@@ -14,7 +14,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${DEMO_OUT:-$REPO/demo_unirl_output}
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
-STEPS=${DEMO_STEPS:-60}
+STEPS=${DEMO_STEPS:-150}
 NPROC=${DEMO_NPROC:-2}
 TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}

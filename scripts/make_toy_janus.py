@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = build_toy_checkpoint(args.out_dir, settings)
     print(
         f"toy Janus-Pro -> {args.out_dir} in {summary['build_seconds']} s: VQ mse {summary['vq_mse']:.4f}, "
-        f"{summary['codes_used']} codes used; sampled accuracy {summary['accuracy']:.2f}, "
-        f"toy_geneval {summary['toy_geneval']:.2f} (held-out scenes)"
+        f"{summary['codes_used']} codes used; held-out scenes, sampled (most likely): accuracy "
+        f"{summary['accuracy']:.2f} ({summary['greedy_accuracy']:.2f}), toy_geneval {summary['toy_geneval']:.2f} "
+        f"({summary['greedy_toy_geneval']:.2f})"
     )
     return 0
 

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 import janus
-from janus.toy import SETTINGS_FILE, ToySettings, build_toy_checkpoint, make_world, read_settings
+from janus.toy import (
+    LETTERS,
+    SETTINGS_FILE,
+    ToySettings,
+    build_toy_checkpoint,
+    make_world,
+    noisy_targets,
+    read_settings,
+)
 from scripts.make_toy_janus import main as make_toy_main
 
 # A few steps of everything: checks the plumbing, not the learning (tests/open_r1/test_learning.py does that).
@@ -27,7 +35,8 @@ def test_written_in_the_original_layout_with_settings(quick_toy):
     assert config["gen_vision_config"]["params"]["codebook_size"] == ToySettings().codebook_size
     assert (out / "pytorch_model.bin").is_file()
     assert read_settings(out)["key"] == ToySettings(**QUICK).key() == summary["key"]
-    assert 0.0 <= summary["accuracy"] <= 1.0 and 0.0 <= summary["toy_geneval"] <= 1.0
+    for key in ("accuracy", "toy_geneval", "greedy_accuracy", "greedy_toy_geneval"):
+        assert 0.0 <= summary[key] <= 1.0, key
 
 
 def test_round_trip_through_load_pretrained_and_export_original(quick_toy, tmp_path):
@@ -65,3 +74,22 @@ def test_cli_reuses_a_matching_build_and_refuses_a_foreign_folder(quick_toy, tmp
     assert make_toy_main(["--out_dir", str(foreign), *args]) == 2
     assert SETTINGS_FILE in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_noisy_targets_keep_gold_without_noise_and_randomise_with_full_noise():
+    world = make_world(64, 0, 32)
+    tokens = torch.arange(64).unsqueeze(1).repeat(1, 16)  # row i's tokens are all i: traceable
+    idx = torch.arange(64).repeat(50)  # 3,200 rows
+    generator = torch.Generator().manual_seed(0)
+    clean = ToySettings(answer_noise=0.0, image_noise=0.0)
+    answers, targets = noisy_targets(world, tokens, idx, clean, generator)
+    assert answers == [world[i].answer for i in idx.tolist()]
+    assert torch.equal(targets, tokens[idx])
+    noisy = ToySettings(answer_noise=1.0, image_noise=0.5)
+    answers, targets = noisy_targets(world, tokens, idx, noisy, generator)
+    gold = sum(a == world[i].answer for a, i in zip(answers, idx.tolist(), strict=True)) / len(idx)
+    assert 0.2 < gold < 0.3  # a uniform letter is right 1 time in 4
+    assert set(answers) == set(LETTERS)
+    kept = (targets[:, 0] == idx).float().mean().item()
+    assert 0.45 < kept < 0.6  # half kept, plus the random picks that land on the own scene (1 in 64)
+    assert torch.equal(targets, targets[:, :1].expand(-1, 16))  # whole rows swapped, never mixed

@@ -130,8 +130,8 @@ def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
 
 
 def test_text_head_group_trains_the_text_head_and_not_the_language_model_body(tiny_janus):
-    # The toy recipe's decoupling: understanding (text head) and generation (generation head) share no trained
-    # parameter when the LM body is frozen.
+    # Decoupled tasks: understanding (text head) and generation (generation head) share no trained parameter when
+    # the LM body is frozen.
     model, _ = tiny_janus
     state = {n: p.requires_grad for n, p in model.named_parameters()}
     try:
