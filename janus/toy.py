@@ -1,7 +1,7 @@
 """DEMO ONLY: a tiny Janus-Pro that has learned the toy world of coloured shapes, in the ORIGINAL DeepSeek layout.
 
 The world is `data_tools.demo_scenes` (one colour, one shape kind, 1-3 copies on a light background, captions,
-4-option questions). The build, all on CPU in about two and a half minutes on 2 cores:
+4-option questions). The build, all on CPU in about two minutes on 2 cores:
 1. a random tiny checkpoint of the real Janus-Pro structure (VQ-16 blocks with downsample 8, 32 px images -> 4 x 4 = 16
    image tokens; SigLIP-style tower with patch 8), with a BPE tokenizer that knows the world's words;
 2. the VQ tokenizer trained to reconstruct the scenes (straight-through estimator, L2-normalised codebook as in
@@ -89,6 +89,9 @@ class ToySettings:
     answer_noise: float = 0.25
     image_noise: float = 0.5
     eval_scenes: int = 64  # held-out scenes for the summary's accuracy / toy_geneval
+    # Intra-op threads of the build: the sum order of float reductions depends on it, and RL on this toy amplifies
+    # such differences, so the build pins it (identical weights on one machine whatever OMP_NUM_THREADS says).
+    threads: int = 2
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -352,6 +355,15 @@ def read_settings(out_dir: str | Path) -> dict | None:
 def build_toy_checkpoint(out_dir: str | Path, settings: ToySettings | None = None) -> dict:
     """Build the toy Janus-Pro into `out_dir` (original layout + `toy_settings.json`); returns the summary dict."""
     settings = settings or ToySettings()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        return _build(Path(out_dir), settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(out_dir: Path, settings: ToySettings) -> dict:
     start = time.monotonic()
     torch.manual_seed(settings.seed)
     tokenizer = build_bpe_tokenizer(world_corpus(), vocab_size=640)

@@ -93,3 +93,18 @@ def test_noisy_targets_keep_gold_without_noise_and_randomise_with_full_noise():
     kept = (targets[:, 0] == idx).float().mean().item()
     assert 0.45 < kept < 0.6  # half kept, plus the random picks that land on the own scene (1 in 64)
     assert torch.equal(targets, targets[:, :1].expand(-1, 16))  # whole rows swapped, never mixed
+
+
+def test_build_pins_its_thread_count_and_restores_the_callers(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        builds = []
+        for ambient in (1, 2):
+            torch.set_num_threads(ambient)
+            build_toy_checkpoint(tmp_path / str(ambient), ToySettings(**QUICK, threads=2))
+            assert torch.get_num_threads() == ambient
+            builds.append(janus.load_pretrained(tmp_path / str(ambient), dtype=torch.float32)[0].state_dict())
+    finally:
+        torch.set_num_threads(before)
+    for name, tensor in builds[0].items():
+        torch.testing.assert_close(builds[1][name], tensor, rtol=0, atol=0, msg=name)

@@ -1,6 +1,6 @@
 """The toy world learns: PairGRPO with the REAL rewards (accuracy, toy_geneval) raises both tasks on the toy Janus-Pro.
 
-The toy checkpoint is the demo's (`janus.toy.ToySettings()` defaults, built by `scripts/make_toy_janus.py`, about 2.5
+The toy checkpoint is the demo's (`janus.toy.ToySettings()` defaults, built by `scripts/make_toy_janus.py`, about two
 minutes on 2 cores), cached in pytest's cache folder and reused while its settings key is unchanged. One process
 with 4 pairs per step stands in for the demo's 2 processes x 2 pairs; the recipe is the demo's
 (configs/recipes/toy_cpu.yaml) with its 150 steps.
