@@ -15,13 +15,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${DEMO_OUT:-$REPO/demo_output}
-case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
 STEPS=${DEMO_STEPS:-150}
-NPROC=${DEMO_NPROC:-2}
-SEED=${DEMO_SEED:-0}
-TIMEOUT=${DEMO_TIMEOUT:-1200}
-PYTHON=${PYTHON:-python}
-TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
 # shellcheck source=scripts/demo_lib.sh
 source "$REPO/scripts/demo_lib.sh"

@@ -1,7 +1,14 @@
-# Shared by scripts/demo.sh and scripts/demo_unirl.sh (sourced, not run): the output-folder guard and the run
-# environment. The caller sets REPO (the repo root) and OUT (the output folder, absolute).
+# Shared by scripts/demo.sh and scripts/demo_unirl.sh (sourced, not run): the settings both read from the
+# environment, the output-folder guard and the run environment. The caller sets REPO (the repo root), OUT (the output
+# folder, maybe relative to where the user called it) and STEPS, then sources this file before any cd.
 
 MARKER=.pairuni-demo-output
+case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before demo_prepare's cd
+NPROC=${DEMO_NPROC:-2}
+SEED=${DEMO_SEED:-0}  # the training seed; the toy checkpoint and the data stay the same
+TIMEOUT=${DEMO_TIMEOUT:-1200}
+PYTHON=${PYTHON:-python}
+TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
 # Refuse to clear a folder no demo created (it would hold the marker); prints why and returns 1.
 demo_check_out_dir() {

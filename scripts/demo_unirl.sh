@@ -7,18 +7,14 @@
 #
 #   make demo-unirl               # or: PATH=.venv/bin:$PATH bash scripts/demo_unirl.sh   (from any folder)
 #   DEMO_OUT=/tmp/demo_unirl DEMO_STEPS=20 bash scripts/demo_unirl.sh
+#   DEMO_SEED=1 bash scripts/demo_unirl.sh   # another training seed (same toy checkpoint and rows)
 #
 # DEMO_OUT is cleared only when a demo created it (scripts/demo.sh's output guard, same marker file).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${DEMO_OUT:-$REPO/demo_unirl_output}
-case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # relative to where the user called us, before the cd below
 STEPS=${DEMO_STEPS:-150}
-NPROC=${DEMO_NPROC:-2}
-TIMEOUT=${DEMO_TIMEOUT:-1200}
-PYTHON=${PYTHON:-python}
-TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
 # shellcheck source=scripts/demo_lib.sh
 source "$REPO/scripts/demo_lib.sh"
@@ -42,6 +38,7 @@ timeout "$TIMEOUT" torchrun --nproc_per_node "$NPROC" --master_port "${MASTER_PO
     --pair_data_path "$OUT/rows.jsonl" \
     --output_dir "$OUT/run" \
     --max_steps "$STEPS" \
+    --seed "$SEED" \
     > "$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
 
 echo "[demo-unirl] 4/4 rewards over the run (understand = accuracy on the own image, generate = unirl_image)"
