@@ -1,0 +1,61 @@
+"""Backbone names -> implementation classes, imported lazily (this layer never imports a model package at import
+time), and the name inferred from a checkpoint folder's config when `--backbone` is not given."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import torch
+
+from backbones.interface import Backbone
+
+# name -> "module:Class". Adding a backbone is one line here plus its package.
+BACKBONES: dict[str, str] = {
+    "janus": "janus.backbone:JanusBackbone",
+    "lumina_dimoo": "lumina_dimoo.backbone:LuminaDiMOOBackbone",
+    "showo": "showo.backbone:ShowoBackbone",
+}
+# config.json markers of each family's checkpoint layouts (original and converted).
+_MODEL_TYPES = {"multi_modality": "janus", "janus": "janus", "llada": "lumina_dimoo", "showo": "showo"}
+_CLASS_NAMES = {"Showo": "showo", "LLaDAModelLM": "lumina_dimoo", "LLaDAForMultiModalGeneration": "lumina_dimoo"}
+
+
+def backbone_class(name: str) -> type[Backbone]:
+    """The class registered as `name`, with an error listing the known names."""
+    if name not in BACKBONES:
+        raise ValueError(f"backbone={name!r} is not known; use one of {sorted(BACKBONES)}.")
+    module, _, attr = BACKBONES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def infer_backbone(path: str | Path) -> str:
+    """The backbone of a checkpoint folder, read from its config.json (`model_type`, `_class_name`, `architectures`)."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{config_file} not found: is {path} a checkpoint folder? Pass --backbone to choose one.")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file}: not valid JSON ({err}); the checkpoint is damaged.") from err
+    candidates = [_MODEL_TYPES.get(config.get("model_type")), _CLASS_NAMES.get(config.get("_class_name"))]
+    candidates += [_CLASS_NAMES.get(arch) for arch in config.get("architectures") or []]
+    found = {c for c in candidates if c is not None}
+    if len(found) != 1:
+        raise ValueError(
+            f"{config_file}: cannot tell the backbone (model_type={config.get('model_type')!r}, _class_name="
+            f"{config.get('_class_name')!r}); pass --backbone with one of {sorted(BACKBONES)}."
+        )
+    return found.pop()
+
+
+def load_backbone(
+    path: str | Path,
+    backbone: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[Backbone, torch.nn.Module]:
+    """(backbone, model) from a local checkpoint folder; `backbone` None infers it from the folder's config."""
+    name = backbone or infer_backbone(path)
+    return backbone_class(name).load(path, dtype=dtype, device=device)
