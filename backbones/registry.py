@@ -4,6 +4,7 @@ time), and the name inferred from a checkpoint folder's config when `--backbone`
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -28,6 +29,25 @@ def backbone_class(name: str) -> type[Backbone]:
         raise ValueError(f"backbone={name!r} is not known; use one of {sorted(BACKBONES)}.")
     module, _, attr = BACKBONES[name].partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def installed_backbones() -> list[str]:
+    """The registered backbones whose package is present in this checkout / environment."""
+    return [name for name, target in BACKBONES.items() if importlib.util.find_spec(target.split(".")[0]) is not None]
+
+
+def check_module_groups(groups: list[str], backbone: str | None) -> None:
+    """Unknown trainable-module groups fail early: against `backbone`'s groups, or (None: not known until the
+    checkpoint is read) against those of any installed backbone; the error lists the valid names."""
+    names = [backbone] if backbone is not None else installed_backbones()
+    known = {name: backbone_class(name).module_groups for name in names}
+    unknown = [g for g in groups if not any(g in k for k in known.values())]
+    if unknown or not groups:
+        listing = "; ".join(f"{name}: {list(k)}" for name, k in known.items())
+        raise ValueError(
+            f"trainable_modules={list(groups)} contains unknown groups {unknown} or is empty; use a non-empty subset "
+            f"of the backbone's groups ({listing})."
+        )
 
 
 def infer_backbone(path: str | Path) -> str:

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from backbones import BACKBONES, AnswerSampling, ImageSampling
+from backbones.interface import IMAGE_LOGPROB_MODES
+from backbones.registry import check_module_groups
 from open_r1.advantages import PAIR_WEIGHTING_MODES
 from open_r1.runtime import launch_world_size
 from rewards import JUDGED_REWARDS
@@ -17,7 +20,6 @@ from rewards.reward_unirl import DEFAULT_JUDGE_MODE, JUDGE_MODES
 
 logger = logging.getLogger(__name__)
 
-IMAGE_LOGPROB_MODES = ("cfg", "conditional")
 # The method a run implements (model card, validation): PairUni's PairGRPO, or UniRL's GRPO (arXiv 2505.23380).
 METHODS = ("pairgrpo", "unirl")
 # TRL options the PairGRPO rollout / loss do not implement: refused when set to anything but TRL's default.
@@ -47,18 +49,6 @@ UNSUPPORTED_TRL_OPTIONS = (
     "use_transformers_paged",
     "use_transformers_continuous_batching",
 )
-# Trainable-module groups, by their submodule names in transformers' `JanusForConditionalGeneration`.
-MODULE_GROUPS: dict[str, tuple[str, ...]] = {
-    "language_model": ("model.language_model", "lm_head"),
-    # The text head alone: with the LM body frozen, understanding (vision tower, aligner, text head) and generation
-    # (generation head/embeddings) share no trained parameter, so neither task's update moves the other's inputs.
-    "text_head": ("lm_head",),
-    "vision_model": ("model.vision_model",),
-    "aligner": ("model.aligner",),
-    "vqmodel": ("model.vqmodel",),
-    "generation_embeddings": ("model.generation_embeddings", "model.generation_aligner"),
-    "generation_head": ("model.generation_head",),
-}
 DEFAULT_UNDERSTANDING_TEMPLATE = (
     "{question}\nFirst think about the question step by step inside <think> </think> tags, then give the final "
     "answer (the option's letter only) inside <answer> </answer> tags, e.g. <think> ... </think><answer>A</answer>."
@@ -129,6 +119,12 @@ class PairGRPOConfig(GRPOConfig):
         Pairs per optimizer step over all devices (paper: 16). When set, `gradient_accumulation_steps` is derived
         from it, the world size and `per_device_train_batch_size`; it must divide evenly.
 
+    > Parameters that control the backbone
+
+    backbone (`str`, *optional*):
+        The unified model family (`backbones.BACKBONES`: `janus`, `lumina_dimoo`, `showo`). `None`: inferred from the
+        checkpoint's config.json (open_r1/grpo.py).
+
     > Parameters that control the rollouts
 
     num_generations_text (`int`, *optional*):
@@ -149,6 +145,16 @@ class PairGRPOConfig(GRPOConfig):
         "Benchmarks").
     image_top_k (`int`, *optional*):
         Top-k filter for image tokens (`None`: full distribution, as in the paper).
+    image_steps (`int`, *optional*):
+        Decode steps of a masked-diffusion image sampler (`None`: the backbone's default; PairUni App. E: 35 for
+        Lumina-DiMOO). Autoregressive backbones (Janus-Pro) ignore it.
+    text_steps (`int`, *optional*):
+        Decode steps of a masked-diffusion text sampler (PairUni App. E: 2 for Lumina-DiMOO).
+    text_block_length (`int`, *optional*):
+        Block length of a semi-autoregressive masked-diffusion text sampler (`None`: the whole answer is one block).
+    step_group (`int`, *optional*, defaults to `1`):
+        Masked diffusion: decode steps scored per loss forward (1 = every step's own state, exact; larger = fewer
+        forwards, each scoring a group of steps at the group's first state).
     understanding_prompt_template (`str`):
         Python format string with `{question}` turning the pair's question into the user turn.
     understanding_system_prompt (`str`, *optional*):
@@ -168,9 +174,9 @@ class PairGRPOConfig(GRPOConfig):
     generation_loss_weight (`float`, *optional*, defaults to `1.0`):
         Weight of the generation loss (a token mean over the 576 image tokens, so they do not swamp answers).
     trainable_modules (`list[str]`, *optional*, defaults to `["language_model"]`):
-        Module groups that train; the rest is frozen before the optimizer is built. Groups: `language_model` (LM body
-        + text head, like T2I-R1/PairUni), `text_head` (the text head alone), `vision_model`, `aligner`, `vqmodel`,
-        `generation_embeddings`, `generation_head`.
+        Module groups that train; the rest is frozen before the optimizer is built. Groups are the backbone's
+        (`module_groups`); Janus-Pro's: `language_model` (LM body + text head, like T2I-R1/PairUni), `text_head` (the
+        text head alone), `vision_model`, `aligner`, `vqmodel`, `generation_embeddings`, `generation_head`.
 
     loss_type (`str`, *optional*, defaults to `"dapo"`):
         How a task's per-token losses are normalised: `"dapo"` = token sum divided by the task's token count of the
@@ -220,6 +226,12 @@ class PairGRPOConfig(GRPOConfig):
         Images per grid.
     """
 
+    backbone: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Unified model family, one of {sorted(BACKBONES)} (default: from the checkpoint's config)."
+        },
+    )
     global_pairs_per_step: int | None = field(
         default=None,
         metadata={
@@ -237,6 +249,14 @@ class PairGRPOConfig(GRPOConfig):
     cfg_weight: float = field(default=5.0, metadata={"help": "CFG weight for image sampling (paper: 5)."})
     image_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of image tokens."})
     image_top_k: int | None = field(default=None, metadata={"help": "Top-k for image tokens (None: full softmax)."})
+    image_steps: int | None = field(
+        default=None, metadata={"help": "Masked-diffusion image decode steps (None: the backbone's default)."}
+    )
+    text_steps: int | None = field(default=None, metadata={"help": "Masked-diffusion text decode steps."})
+    text_block_length: int | None = field(
+        default=None, metadata={"help": "Masked-diffusion text block length (None: one block)."}
+    )
+    step_group: int = field(default=1, metadata={"help": "Masked diffusion: decode steps scored per loss forward."})
     rollout_decode: str | None = field(
         default=None, metadata={"help": "Sampler decode loop: compiled | eager (default: compiled on CUDA)."}
     )
@@ -256,7 +276,7 @@ class PairGRPOConfig(GRPOConfig):
     generation_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the generation loss."})
     trainable_modules: list[str] = field(
         default_factory=lambda: ["language_model"],
-        metadata={"help": f"Module groups that train, from {list(MODULE_GROUPS)}; the rest is frozen."},
+        metadata={"help": "Module groups that train (the backbone's module_groups); the rest is frozen."},
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy", "hps_v2.1"],
@@ -318,6 +338,22 @@ class PairGRPOConfig(GRPOConfig):
         self.pairs_per_device = pairs
         self.per_device_train_batch_size = pairs * self.num_generations
 
+    def image_sampling(self) -> ImageSampling:
+        """The image sampler's options (and what the loss scores), as every backbone takes them."""
+        return ImageSampling(
+            cfg_weight=self.cfg_weight, temperature=self.image_temperature, top_k=self.image_top_k,
+            logprob=self.image_logprob, steps=self.image_steps, step_group=self.step_group, decode=self.rollout_decode,
+        )  # fmt: skip
+
+    def answer_sampling(self, greedy: bool = False, max_new_tokens: int | None = None) -> AnswerSampling:
+        """The answer sampler's options; `greedy` for UniRL's greedy judge."""
+        return AnswerSampling(
+            max_new_tokens=max_new_tokens or self.max_completion_length, temperature=self.temperature,
+            top_p=self.top_p, top_k=self.top_k or None, do_sample=not greedy,
+            system_prompt=self.understanding_system_prompt, steps=self.text_steps,
+            block_length=self.text_block_length, step_group=self.step_group, decode=self.rollout_decode,
+        )  # fmt: skip
+
     @property
     def judges_images(self) -> bool:
         """Whether a reward reads the judge's answers about the generated images (the judge then runs every step)."""
@@ -352,6 +388,7 @@ class PairGRPOConfig(GRPOConfig):
 
         choices = {
             "image_logprob": IMAGE_LOGPROB_MODES,
+            "backbone": (None, *BACKBONES),
             "pair_weighting": PAIR_WEIGHTING_MODES,
             "loss_type": LOSS_TYPES,
             "scale_rewards": ("group", "none"),
@@ -363,12 +400,7 @@ class PairGRPOConfig(GRPOConfig):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not supported; use one of {allowed}.")
-        unknown = [m for m in self.trainable_modules if m not in MODULE_GROUPS]
-        if unknown or not self.trainable_modules:
-            raise ValueError(
-                f"trainable_modules={self.trainable_modules} contains unknown groups {unknown} or is empty; "
-                f"use a non-empty subset of {list(MODULE_GROUPS)}."
-            )
+        check_module_groups(self.trainable_modules, self.backbone)
         if "{question}" not in self.understanding_prompt_template:
             raise ValueError("understanding_prompt_template must contain '{question}' where the question goes.")
         if min(self.understanding_loss_weight, self.generation_loss_weight) < 0:

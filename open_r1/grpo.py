@@ -1,4 +1,6 @@
-"""PairGRPO training entry point (PairUni): pairs -> Janus-Pro -> rewards -> PairGRPOTrainer -> a loadable checkpoint.
+"""PairGRPO training entry point (PairUni): pairs -> a unified model -> rewards -> PairGRPOTrainer -> a checkpoint.
+
+The model family is `--backbone` (janus, lumina_dimoo, showo), inferred from the checkpoint's config.json by default.
 
 UniRL's GRPO is the same entry with self rows and `--config configs/recipes/unirl_janus_pro_1b.yaml` (README,
 "UniRL mode").
@@ -19,7 +21,8 @@ import transformers
 from transformers import set_seed
 from trl import ModelConfig, TrlParser
 
-import janus
+from backbones import backbone_class, infer_backbone
+from backbones.interface import trainable_prefixes
 from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
 from open_r1.dataset import load_pair_dataset
@@ -43,7 +46,7 @@ def setup_logging(training_args: PairGRPOConfig) -> None:
     level = training_args.get_process_log_level()
     # The project's own start-up lines (data size, the optimizer-step summary) on the main process by default.
     project_level = logging.INFO if training_args.should_log and training_args.log_level == "passive" else level
-    for name in ("open_r1", "janus", "rewards", "data_tools"):
+    for name in ("open_r1", "backbones", "janus", "lumina_dimoo", "showo", "rewards", "data_tools"):
         logging.getLogger(name).setLevel(project_level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
@@ -69,6 +72,8 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     set_seed(training_args.seed)
     setup_logging(training_args)
     logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)
+    backbone_cls = backbone_class(training_args.backbone or infer_backbone(model_args.model_name_or_path))
+    trainable_prefixes(backbone_cls, training_args.trainable_modules)  # unknown groups fail before anything loads
     resume = resume_checkpoint(training_args)
     prepare_output_dir(training_args.output_dir, resume is not None, script_args.overwrite_output_dir)
     if resume is not None:
@@ -92,14 +97,14 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
             answer_judge=answer_judge(training_args),
             hps_precision=training_args.hps_precision,
         )
-        model, processor = janus.load_pretrained(
+        backbone, model = backbone_cls.load(
             model_args.model_name_or_path, dtype=model_dtype(model_args.dtype, training_args)
         )
 
     # `--use_peft`: LoRA adapters on the language model only (default targets in open_r1/trainer/lora.py).
     trainer = PairGRPOTrainer(
         model=model,
-        processor=processor,
+        backbone=backbone,
         reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=dataset,
@@ -109,7 +114,7 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
 
     trainer.save_model(training_args.output_dir)  # all ranks: ZeRO-3 gathers the weights collectively
     trainer.create_model_card(dataset_name=script_args.pair_data_path)  # final rewards, not the last checkpoint's
-    logger.info("Saved the trained model to %s (loads with janus.load_pretrained)", training_args.output_dir)
+    logger.info("Saved the trained model to %s (loads with %s.load)", training_args.output_dir, backbone_cls.__name__)
 
 
 if __name__ == "__main__":

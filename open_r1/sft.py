@@ -1,4 +1,4 @@
-"""UniRL SFT entry point: self rows -> Janus-Pro -> UniRLSFTTrainer -> a checkpoint janus.load_pretrained loads.
+"""UniRL SFT entry point: self rows -> a unified model -> UniRLSFTTrainer -> a checkpoint its backbone loads.
 
     torchrun --nproc_per_node=8 open_r1/sft.py --config configs/recipes/unirl_sft_janus_pro_1b.yaml \
         --deepspeed configs/zero3.json --model_name_or_path <Janus-Pro-1B folder> --pair_data_path <rows.jsonl> \
@@ -14,7 +14,7 @@ import sys
 from transformers import set_seed
 from trl import ModelConfig, TrlParser
 
-import janus
+from backbones import backbone_class, infer_backbone
 from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairScriptArguments
 from open_r1.grpo import setup_logging
@@ -39,16 +39,18 @@ def main(script_args: PairScriptArguments, training_args: UniRLSFTConfig, model_
     logger.info("Training on %d self rows from %s", len(dataset), script_args.pair_data_path)
 
     with full_weights_on_every_rank(training_args):
-        model, processor = janus.load_pretrained(
+        backbone, model = backbone_class(training_args.backbone or infer_backbone(model_args.model_name_or_path)).load(
             model_args.model_name_or_path, dtype=model_dtype(model_args.dtype, training_args)
         )
 
-    trainer = UniRLSFTTrainer(model=model, processor=processor, args=training_args, train_dataset=dataset)
+    trainer = UniRLSFTTrainer(model=model, backbone=backbone, args=training_args, train_dataset=dataset)
     trainer.train(resume_from_checkpoint=resume)
 
     trainer.save_model(training_args.output_dir)  # all ranks: ZeRO-3 gathers the weights collectively
     trainer.create_model_card(dataset_name=script_args.pair_data_path)
-    logger.info("Saved the trained model to %s (loads with janus.load_pretrained)", training_args.output_dir)
+    logger.info(
+        "Saved the trained model to %s (loads with %s.load)", training_args.output_dir, type(backbone).__name__
+    )
 
 
 if __name__ == "__main__":

@@ -9,15 +9,14 @@
   Optionally add `hps_v2.1` with its own weight in the reward list. It scores UniRL self rows (`own_image`).
 - `self_check` (generation, PairUni + UniRL): the same test for PairUG rows, whose generation sample carries an
   o3-written question/answer about its prompt: does the policy answer it correctly about its own generated image?
-`greedy_answers` computes the judge's answers: the decoded pixels go straight into the vision tower.
+The judge's answers themselves come from the trainer (greedy or sampled answers of a backbone about each image):
+these functions only read text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import Any
 
 from rewards.reward_understand import (
     completion_text,
@@ -26,11 +25,6 @@ from rewards.reward_understand import (
     open_ended_match,
     parse_options,
 )
-
-if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
-
-    from janus.processor import JanusProcessor
 
 JUDGE_MODES = ("sampled", "greedy", "frozen")
 DEFAULT_JUDGE_MODE = "greedy"
@@ -75,7 +69,7 @@ def select_judge_answers(
     if mode not in chosen:
         raise ValueError(f"judge mode {mode!r} is not one of {JUDGE_MODES}; pick one")
     if chosen[mode] is None:
-        raise ValueError(f"judge mode {mode!r} needs the {mode} answers; compute them with greedy_answers")
+        raise ValueError(f"judge mode {mode!r} needs the {mode} answers; pass them as {mode}=...")
     if len(chosen[mode]) != len(sampled):
         raise ValueError(f"{mode} answers: got {len(chosen[mode])} for {len(sampled)} rows; pass one per row")
     return list(chosen[mode])
@@ -135,48 +129,12 @@ def _judged_rows(prompts, answer, question, judge_answers, llm_judge, own_image,
     return answer_correctness(list(judge_answers), golds, question, llm_judge)
 
 
-@torch.no_grad()
-def greedy_answers(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
-    pixels: torch.Tensor,
-    questions: Sequence[str],
-    *,
-    max_new_tokens: int = 16,
-    template: str = "{question}",
-    system_prompt: str | None = None,
-    decode: str = "eager",
-) -> list[str]:
-    """Greedy answers of `model` to `questions` about `pixels` [N, 3, H, W] in [-1, 1] (decoded generations).
-
-    The tensor goes through the processor's tensor path into the vision tower (no PIL round trip). Under ZeRO-3
-    pass the same number of rows on every rank: the answer loop keeps all ranks stepping together. `decode`: the
-    answer loop of `janus.sample_answer_tokens` ("eager", or "compiled" as the trainer's rollouts use on CUDA).
-    """
-    import janus  # deferred: the pure reward functions above need no model code
-
-    texts = [template.format(question=q) for q in questions]
-    kwargs = {} if system_prompt is None else {"system_prompt": system_prompt}
-    batch = processor.encode_understanding(texts, pixels, **kwargs).to(model.device, dtype=model.dtype)
-    samples = janus.sample_answer_tokens(
-        model,
-        batch,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        eos_token_id=processor.special.eos_id,
-        pad_token_id=processor.special.pad_id,
-        decode=decode,
-    )
-    return processor.decode_answers(samples.completion_ids)
-
-
 __all__ = [
     "DEFAULT_JUDGE_MODE",
     "JUDGE_MODES",
     "AnswerJudge",
     "answer_correctness",
     "answer_is_correct",
-    "greedy_answers",
     "select_judge_answers",
     "self_check_reward",
     "unirl_answer_reward",

@@ -21,6 +21,7 @@ from PIL import Image
 from transformers import JanusForConditionalGeneration
 
 import janus
+from janus.backbone import JanusBackbone
 from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import load_pair_dataset
 from open_r1.trainer import PairGRPOTrainer
@@ -98,7 +99,7 @@ def bench(size: str, checkpoint: Path, pairs: Path, args: argparse.Namespace, wo
     )
     trainer = PairGRPOTrainer(
         model=model,
-        processor=processor,
+        backbone=JanusBackbone(processor),
         reward_funcs=build_reward_funcs(config.reward_funcs),
         args=config,
         train_dataset=load_pair_dataset(str(pairs)),

@@ -1,17 +1,17 @@
-"""PairGRPOTrainer: TRL's GRPOTrainer with PairUni's paired understanding + generation rollouts on Janus-Pro.
+"""PairGRPOTrainer: TRL's GRPOTrainer with PairUni's paired understanding + generation rollouts, on any backbone.
 
-What it changes in TRL (only its documented seams, see tests/open_r1/test_trl_seams.py):
-- `_generate_and_score_completions`: every task of `open_r1.trainer.tasks.TASK_SPECS` rolls out (images first, then
-  answers) inside TRL's unwrap context, is scored by its reward functions, and gets PairGRPO advantages
-  (`open_r1.advantages.pair_advantages`, PairUni §3.2); each task's `TaskBatch` is flattened for TRL's buffer.
-  UniRL (`method: unirl`, self rows) runs through the same path: self rows answer about their own generated image
-  and the generation rewards read a judge's answers (`TaskSpec.after_rollouts`).
-- `_compute_loss`: per task, `open_r1.trainer.loss.clipped_surrogate` on the task's log-probs, normalised over the
-  optimizer step (`normalise_loss`), times the task's loss weight, summed. Metrics reduce in one collective per task.
-- `_save`: a folder `janus.load_pretrained` loads (16-bit weights gathered under ZeRO-3 by the HF Trainer); with
-  LoRA (`peft_config`) the adapters are merged into those weights and also saved alone (open_r1/trainer/lora.py).
+The model is reached only through a `backbones.Backbone` (Janus-Pro, Lumina-DiMOO, Show-o, ...). What it changes in
+TRL (only its documented seams, see tests/open_r1/test_trl_seams.py):
+- `_generate_and_score_completions`: one optimizer step's rollout, in order: 1. K images per pair, 2. K answers
+  per pair (UniRL self rows answer about their own image), 3. the judge's answers about each image (UniRL rewards
+  only), 4. rewards per task, 5. PairGRPO advantages (`open_r1.advantages.pair_advantages`, PairUni §3.2); each
+  task's `TaskBatch` is flattened for TRL's buffer.
+- `_compute_loss`: per task, `open_r1.trainer.loss.clipped_surrogate` on the backbone's recomputed log-probs,
+  normalised over the optimizer step (`normalise_loss`), times the task's loss weight, summed.
+- `_save`: a folder the backbone loads (16-bit weights gathered under ZeRO-3 by the HF Trainer); with LoRA
+  (`peft_config`) the adapters are merged into those weights and also saved alone (open_r1/trainer/lora.py).
 What it keeps: TRL's sampler (each pair row repeated `num_generations` times), generation-batch buffering, clipping
-epsilons, old-log-prob rule, optimizer/scheduler/resume, metric averaging and logging. No task name is branched on.
+epsilons, old-log-prob rule, optimizer/scheduler/resume, metric averaging and logging.
 """
 
 import copy
@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,9 +30,11 @@ from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 from trl.models.utils import prepare_deepspeed
 
-import janus
+from backbones import Backbone, GeneratedImages, Rollout
+from backbones.interface import freeze_modules as freeze_prefixes
+from backbones.interface import to_pil, trainable_prefixes
 from open_r1.advantages import pair_advantages, rank_rows
-from open_r1.configs import MODULE_GROUPS, PairGRPOConfig
+from open_r1.configs import PairGRPOConfig
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.lora import (
     ADAPTER_FILE,
@@ -46,64 +49,51 @@ from open_r1.trainer.lora import (
 from open_r1.trainer.loss import clipped_surrogate, masked_totals, mean_from_totals, normalise_loss
 from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.reporting import MetricsFileCallback, log_sample_grid, use_progress_lines
-from open_r1.trainer.rollout import PairRows, frac_zero_std, pad_right, pair_rows, score_task
-from open_r1.trainer.tasks import TASK_SPECS, TASKS, RolloutContext, TaskBatch, TaskRollout, TaskSpec
+from open_r1.trainer.rollout import PairRows, frac_zero_std, pair_rows, score_task
+from open_r1.trainer.task_batch import GENERATE, TASKS, UNDERSTAND, TaskBatch, pad_rollout
 from rewards import nan_mean_std, reward_stats
-
-TASK_BY_NAME = {spec.name: spec for spec in TASK_SPECS}
+from rewards.reward_unirl import select_judge_answers
 
 logger = logging.getLogger(__name__)
 
 
-def freeze_modules(model: torch.nn.Module, trainable_modules: list[str]) -> tuple[int, int]:
-    """Set requires_grad from the module groups in `open_r1.configs.MODULE_GROUPS`; returns (trainable, frozen) counts.
+@dataclass
+class StepRollout:
+    """Everything one generation batch produced before rewards: both tasks' rollouts and the judge's answers."""
+
+    images: GeneratedImages
+    answers: Rollout
+    answer_texts: list[str]
+    judge_answers: list[str] | None = None  # UniRL: the answer that judges each generated image
+
+
+def freeze_modules(model: torch.nn.Module, trainable_modules: list[str], backbone: Backbone) -> tuple[int, int]:
+    """Set requires_grad from the backbone's module groups; returns (trainable, frozen) parameter counts.
 
     Must run before the optimizer is built: the HF Trainer only optimises parameters that require grad.
     """
-    prefixes = [p for group in trainable_modules for p in MODULE_GROUPS[group]]
-    trainable = frozen = 0
-    for name, param in model.named_parameters():
-        keep = any(name == p or name.startswith(p + ".") for p in prefixes)
-        param.requires_grad_(keep)
-        trainable += param.numel() if keep else 0
-        frozen += 0 if keep else param.numel()
+    trainable, frozen = freeze_prefixes(model, trainable_prefixes(backbone, trainable_modules))
     if trainable == 0:
         raise ValueError(
             f"trainable_modules={trainable_modules} matched no parameter of {type(model).__name__}; "
-            f"use groups from {list(MODULE_GROUPS)}."
+            f"use groups from {list(backbone.module_groups)}."
         )
     logger.info("Trainable parameters: %d (%s); frozen: %d.", trainable, ", ".join(trainable_modules), frozen)
     return trainable, frozen
 
 
-def pad_completions(batch: TaskBatch, length: int, pad_id: int) -> None:
-    """Right-pad a task batch's completions (ids, mask, sampler log-probs) to `length` tokens, in place."""
-    extra = length - batch.completion_ids.shape[1]
-    batch.completion_ids, batch.completion_mask = pad_right(
-        batch.completion_ids, batch.completion_mask, length, pad_id
-    )
-    if batch.sampling_logps is not None and extra > 0:
-        batch.sampling_logps = torch.nn.functional.pad(batch.sampling_logps, (0, extra))
-
-
-def frozen(model: torch.nn.Module, groups: tuple[str, ...]) -> bool:
-    """Whether no parameter of the `MODULE_GROUPS` `groups` trains (LoRA adapters included)."""
-    prefixes = tuple(p + "." for group in groups for p in MODULE_GROUPS[group])
-    return not any(p.requires_grad for name, p in model.named_parameters() if name.startswith(prefixes))
-
-
 class PairGRPOTrainer(GRPOTrainer):
-    """GRPO on (understanding, generation) pairs of a Janus-Pro model; see the module docstring.
+    """GRPO on (understanding, generation) pairs of a unified model; see the module docstring.
 
     Args:
-        model: a `JanusForConditionalGeneration` (from `janus.load_pretrained`), not yet wrapped.
-        processor: its `janus.JanusProcessor` (templates, image preprocessing, special tokens).
+        model: the model (`backbones.load_backbone(path)` returns it with its backbone), not yet wrapped.
+        backbone: its `backbones.Backbone` (templates, samplers, log-probs, decoding, save).
         reward_funcs: `rewards.build_reward_funcs(...)` output; each has `.name`, `.task`, `.weight`.
         args: `PairGRPOConfig`.
         train_dataset: `open_r1.dataset.load_pair_dataset(...)` output.
         peft_config: a `peft.LoraConfig` (`open_r1.trainer.lora.build_lora_config`) to train LoRA adapters only,
-            injected in place (not passed to TRL, which would wrap the model in a `PeftModel` the janus functions do
-            not expect); `trainable_modules` is then ignored. The KL reference is the same model with adapters off.
+            injected in place (not passed to TRL, which would wrap the model in a `PeftModel` the backbone's functions
+            do not expect); `trainable_modules` is then ignored. The KL reference is the same model with adapters off.
     """
 
     _tag_names = ["trl", "grpo", "pairuni"]
@@ -111,14 +101,15 @@ class PairGRPOTrainer(GRPOTrainer):
     def __init__(
         self,
         model,
-        processor,
+        backbone: Backbone,
         reward_funcs,
         args: PairGRPOConfig,
         train_dataset,
         callbacks=None,
         peft_config: LoraConfig | None = None,
     ):
-        self.processor = processor
+        self.backbone = backbone
+        self.image_sampling, self.answer_sampling = args.image_sampling(), args.answer_sampling()
         self.peft_config = peft_config
         self.task_reward_funcs = {task: [f for f in reward_funcs if f.task == task] for task in TASKS}
         for task, funcs in self.task_reward_funcs.items():
@@ -141,10 +132,10 @@ class PairGRPOTrainer(GRPOTrainer):
                 # Frozen embeddings: reentrant checkpointing (forced by some setups) needs inputs that require grad.
                 model.enable_input_require_grads()
         else:
-            freeze_modules(model, args.trainable_modules)
+            freeze_modules(model, args.trainable_modules, backbone)
         # The reference is a frozen copy with its own weights and embeddings (never the policy's), built before
         # the policy is wrapped; with LoRA the policy with adapters disabled is the reference (no copy). TRL would
-        # rebuild it from a hub id, which Janus checkpoints are not: hide beta from TRL's constructor, restore it.
+        # rebuild it from a hub id, which local checkpoints are not: hide beta from TRL's constructor, restore it.
         ref_model = copy.deepcopy(model).requires_grad_(False).eval() if args.beta > 0 and not peft_config else None
         beta, args.beta = args.beta, 0.0
         try:
@@ -153,13 +144,13 @@ class PairGRPOTrainer(GRPOTrainer):
                 reward_funcs=list(reward_funcs),
                 args=args,
                 train_dataset=train_dataset,
-                processing_class=processor.tokenizer,
+                processing_class=backbone.tokenizer,
                 callbacks=callbacks,
             )
         finally:
             args.beta = beta
         if self.accelerator.num_processes > 1 and not self.is_deepspeed_enabled:
-            # The loss calls Janus submodules directly (text head, image head); DDP/FSDP only synchronise gradients
+            # The loss calls submodules directly (e.g. Janus's text and image heads); DDP/FSDP only synchronise gradients
             # of forwards that go through their wrapper, so ranks would silently diverge. DeepSpeed reduces
             # gradients in its backward hooks and has no such requirement.
             raise ValueError(
@@ -174,9 +165,6 @@ class PairGRPOTrainer(GRPOTrainer):
         use_progress_lines(self)
         self._last_image_log_step = -1
         self._active_warnings: set[str] = set()
-        # Frozen vision tower + aligner: the rollout's image features serve every log-prob pass of the step
-        # (recomputed from pixels when either trains).
-        self.reuse_image_features = frozen(model, ("vision_model", "aligner"))
         if self.accelerator.is_main_process:
             logger.info(args.step_summary(self.accelerator.num_processes))
 
@@ -205,31 +193,40 @@ class PairGRPOTrainer(GRPOTrainer):
         self._active_warnings.add(key)
 
     def _generate_and_score_completions(self, inputs: list[dict]) -> dict[str, torch.Tensor]:
-        """Rollouts, rewards and advantages of the local generation batch, flattened per task (`TaskBatch.flatten`)."""
+        """One generation batch: rollouts, rewards and advantages, flattened per task (`TaskBatch.flatten`)."""
         rows = pair_rows(
-            inputs, self.processor.tokenizer, self.args.understanding_prompt_template, self.args.max_prompt_length
+            inputs, self.backbone.tokenizer, self.args.understanding_prompt_template, self.args.max_prompt_length
         )
-        ctx = RolloutContext(
-            self.processor, self.args, rows, self.accelerator.device, self.reuse_image_features, judge_model=self.judge
-        )
-        rollouts = self._rollout(ctx)
+        with self._generation_model() as model:
+            with self._timed("generate_rollout"):
+                images = self.backbone.sample_images(model, rows.captions, self.image_sampling)  # 1.
+            with self._timed("understand_rollout"):
+                answers = self.backbone.sample_answers(  # 2.
+                    model, rows.questions, rows.und_images, self.answer_sampling, images, rows.own_image
+                )
+            step = StepRollout(images, answers, self.backbone.decode_answers(answers.completion_ids))
+            if self.args.judges_images:
+                with self._timed("generate_judge"):
+                    step.judge_answers = self._judge_answers(model, rows, step)  # 3.
+        batches = {GENERATE: TaskBatch(images.rollout), UNDERSTAND: TaskBatch(answers)}
+        self._pad_to_common_lengths(batches)
         with self._timed("rewards"):
-            rewards = {name: self._score(name, rollout) for name, rollout in rollouts.items()}
-        advantages, weights, global_rewards, global_weights = self._rank_advantages(rewards, rows)
+            rewards = self._rewards(rows, step)  # 4.
+        advantages, weights, global_rewards, global_weights = self._rank_advantages(rewards, rows)  # 5.
         output = {"pair_weight": weights.to(self.accelerator.device)}
-        for name, rollout in rollouts.items():
-            batch = rollout.batch
-            batch.advantages = advantages[name].to(self.accelerator.device)
+        for task, batch in batches.items():
+            batch.advantages = advantages[task].to(self.accelerator.device)
             # TRL's `num_items_in_batch`: the task's counted tokens of this generation batch on all ranks.
             batch.step_tokens = self.accelerator.gather(batch.completion_mask.sum()).sum().float()
-            self._add_old_and_ref_logps(TASK_BY_NAME[name], batch)
-            output.update(batch.flatten(name))
-        self._log_rollout_metrics(global_rewards, global_weights, rollouts)
-        self._maybe_log_images(ctx.decoded_pixels, rows.captions, rewards["generate"])
+            self._add_old_and_ref_logps(task, batch)
+            output.update(batch.flatten(task))
+        self._log_rollout_metrics(global_rewards, global_weights, batches)
+        self._maybe_log_images(images.pixels, rows.captions, rewards[GENERATE])
         return output
 
-    def _rollout(self, ctx: RolloutContext) -> dict[str, TaskRollout]:
-        """Every task's rollouts in `TASK_SPECS` order (images first), completions padded to one length per task."""
+    @contextmanager
+    def _generation_model(self):
+        """The policy, whole on every rank (TRL's unwrap gathers ZeRO-3 weights), without grad, under autocast."""
         with (
             unwrap_model_for_generation(
                 self.model_wrapped,
@@ -240,25 +237,51 @@ class PairGRPOTrainer(GRPOTrainer):
             torch.no_grad(),
             self.accelerator.autocast(),
         ):
-            rollouts = {}
-            for spec in TASK_SPECS:
-                with self._timed(f"{spec.name}_rollout"):
-                    rollouts[spec.name] = spec.rollout(unwrapped, ctx)
-            for spec in (s for s in TASK_SPECS if s.after_rollouts is not None):  # UniRL's image judge
-                with self._timed(f"{spec.name}_judge"):
-                    rollouts[spec.name].reward_kwargs.update(spec.after_rollouts(unwrapped, ctx))
-        # Every rank must score completions of the same length: the log-prob head runs in chunks of positions and
-        # ZeRO-3 all-gathers parameters per module call, so different lengths would desynchronise the ranks.
-        lengths = torch.tensor([r.batch.completion_ids.shape[1] for r in rollouts.values()], device=ctx.device)
-        lengths = self.accelerator.gather(lengths.unsqueeze(0)).amax(dim=0).tolist()  # one collective
-        for rollout, length in zip(rollouts.values(), lengths, strict=True):
-            pad_completions(rollout.batch, int(length), self.processor.special.pad_id)
-        return rollouts
+            yield unwrapped
 
-    def _score(self, task: str, rollout: TaskRollout) -> torch.Tensor:
+    def _judge_answers(self, model, rows: PairRows, step: StepRollout) -> list[str]:
+        """The answer that judges each row's generated image under `unirl_judge` (UniRL §GRPO; `JUDGE_MODES`).
+
+        "sampled": the understanding rollout's answer of the row (about that image on self rows); "greedy": a greedy
+        answer of the current policy; "frozen": of the frozen initial policy. The greedy decodes run on every row of
+        every step, whatever the rows hold (a row without an image question asks an empty one and is ignored by the
+        rewards), so every ZeRO-3 rank calls the same modules the same number of times.
+        """
+        mode = self.args.unirl_judge
+        if mode == "sampled":
+            return select_judge_answers(mode, step.answer_texts)
+        questions = [self.args.understanding_prompt_template.format(question=q) for q in rows.image_questions]
+        options = self.args.answer_sampling(greedy=True, max_new_tokens=self.args.judge_max_new_tokens)
+        judge = self.judge if mode == "frozen" else model
+        own = torch.ones(len(questions), dtype=torch.bool)
+        judged = self.backbone.sample_answers(judge, questions, [None] * len(questions), options, step.images, own)
+        texts = self.backbone.decode_answers(judged.completion_ids)
+        return select_judge_answers(mode, step.answer_texts, **{mode: texts})
+
+    def _pad_to_common_lengths(self, batches: dict[str, TaskBatch]) -> None:
+        """Pad each task's completions to the longest on any rank (one collective for both tasks; see pad_rollout)."""
+        device = self.accelerator.device
+        lengths = torch.tensor([b.rollout.completion_ids.shape[1] for b in batches.values()], device=device)
+        lengths = self.accelerator.gather(lengths.unsqueeze(0)).amax(dim=0).tolist()
+        for batch, length in zip(batches.values(), lengths, strict=True):
+            pad_rollout(batch.rollout, int(length), self.backbone.pad_id)
+
+    def _rewards(self, rows: PairRows, step: StepRollout) -> dict[str, torch.Tensor]:
+        """Each task's weighted reward [N] (`f(prompts, completions, **kwargs)` per TRL's reward signature)."""
+        image_kwargs = {"images": step.images.pixels, "question": rows.image_questions, "answer": rows.image_answers}
+        image_kwargs["own_image"] = rows.own_image.tolist()
+        if step.judge_answers is not None:
+            image_kwargs["judge_answers"] = step.judge_answers
+        captions = rows.captions
+        return {
+            GENERATE: self._score(GENERATE, captions, [""] * len(captions), image_kwargs),
+            UNDERSTAND: self._score(UNDERSTAND, rows.raw_questions, step.answer_texts, {"answer": rows.answers}),
+        }
+
+    def _score(self, task: str, prompts: list, completions: list, kwargs: dict) -> torch.Tensor:
         """Weighted task reward [N] (NaN where no reward applies); each function's raw mean/std is logged."""
         funcs = self.task_reward_funcs[task]
-        total, raw = score_task(funcs, rollout.reward_prompts, rollout.reward_completions, **rollout.reward_kwargs)
+        total, raw = score_task(funcs, prompts, completions, **kwargs)
         raw_all = self.accelerator.gather(raw.to(self.accelerator.device)).cpu()  # [N_global, F]
         stats = reward_stats({func.name: raw_all[:, i] for i, func in enumerate(funcs)})
         for key, value in stats.items():
@@ -297,7 +320,7 @@ class PairGRPOTrainer(GRPOTrainer):
             weighting=self.args.pair_weighting,
         )
 
-    def _log_rollout_metrics(self, global_rewards: dict, global_weights, rollouts: dict[str, TaskRollout]) -> None:
+    def _log_rollout_metrics(self, global_rewards: dict, global_weights, batches: dict[str, TaskBatch]) -> None:
         metrics = self._metrics["train"]
         for task, rewards in global_rewards.items():  # [N_global]
             mean, std = nan_mean_std(rewards)
@@ -314,7 +337,7 @@ class PairGRPOTrainer(GRPOTrainer):
                 task,
                 [f.name for f in self.task_reward_funcs[task]],
             )
-            lengths = self.accelerator.gather(rollouts[task].batch.completion_mask.sum(dim=1).float())
+            lengths = self.accelerator.gather(batches[task].completion_mask.sum(dim=1).float())
             metrics[f"{task}/completion_length_mean"].append(lengths.mean().item())
             metrics[f"{task}/completion_length_max"].append(lengths.max().item())
         metrics["pair_weight/mean"].append(global_weights.mean().item())
@@ -338,7 +361,7 @@ class PairGRPOTrainer(GRPOTrainer):
 
             trackers += [wandb] if wandb.run is not None else []
         path = log_sample_grid(
-            janus.to_pil(pixels[:count].float().cpu()),
+            to_pil(pixels[:count].float().cpu()),
             captions[:count],
             scores[:count].tolist(),
             self.args.output_dir,
@@ -349,43 +372,52 @@ class PairGRPOTrainer(GRPOTrainer):
 
     # ---------------------------------------------------------------- log-probs ----------------------------------
 
-    @torch.no_grad()
-    def _batched_logps(self, model, spec: TaskSpec, batch: TaskBatch) -> torch.Tensor:
-        """`spec.logps` in chunks of one micro-batch of rows (the same chunking on every rank)."""
-        core = self.accelerator.unwrap_model(model)
-        n, size = batch.completion_ids.shape[0], self.args.per_device_train_batch_size
-        with self.accelerator.autocast():
-            return torch.cat([spec.logps(core, batch.rows(slice(i, i + size)), self.args) for i in range(0, n, size)])
+    def _logps(self, model, task: str, rollout: Rollout) -> torch.Tensor:
+        """[N, L] log-probs of a task's actions under `model`, as the backbone defines them for that task."""
+        if task == GENERATE:
+            return self.backbone.image_logps(model, rollout, self.image_sampling)
+        return self.backbone.answer_logps(model, rollout, self.answer_sampling)
 
-    def _add_old_and_ref_logps(self, spec: TaskSpec, batch: TaskBatch) -> None:
+    @torch.no_grad()
+    def _batched_logps(self, model, task: str, batch: TaskBatch) -> torch.Tensor:
+        """`_logps` in chunks of one micro-batch of rows (the same chunking on every rank)."""
+        core = self.accelerator.unwrap_model(model)
+        n, size = batch.completion_mask.shape[0], self.args.per_device_train_batch_size
+        with self.accelerator.autocast():
+            return torch.cat(
+                [self._logps(core, task, batch.rollout.rows(slice(i, i + size))) for i in range(0, n, size)]
+            )
+
+    def _add_old_and_ref_logps(self, task: str, batch: TaskBatch) -> None:
         """Old log-probs only when the policy moves between generation and use (TRL's rule), ref ones when beta>0."""
         generate_every = self.args.steps_per_generation * self.num_iterations
         with self._timed("old_ref_logps"):
             if self.args.gradient_accumulation_steps % generate_every != 0:
-                batch.old_logps = self._batched_logps(self.model, spec, batch)
+                batch.old_logps = self._batched_logps(self.model, task, batch)
             if self.beta != 0.0:
-                batch.ref_logps = self._ref_logps(spec, batch)
+                batch.ref_logps = self._ref_logps(task, batch)
 
-    def _ref_logps(self, spec: TaskSpec, batch: TaskBatch) -> torch.Tensor:
+    def _ref_logps(self, task: str, batch: TaskBatch) -> torch.Tensor:
         if self.ref_model is not None:
-            return self._batched_logps(self.ref_model, spec, batch)
+            return self._batched_logps(self.ref_model, task, batch)
         with adapters_disabled(self.accelerator.unwrap_model(self.model)):  # LoRA: the base model is the reference
-            return self._batched_logps(self.model, spec, batch)
+            return self._batched_logps(self.model, task, batch)
 
     # ---------------------------------------------------------------- loss ---------------------------------------
 
     def _compute_loss(self, model, inputs: dict) -> torch.Tensor:
-        """Sum over tasks of loss_weight * normalised clipped surrogate (+ beta * KL); `open_r1.trainer.loss`."""
+        """Sum over tasks of loss weight * normalised clipped surrogate (+ beta * KL); `open_r1.trainer.loss`."""
         core = self.accelerator.unwrap_model(model)
+        weights = {GENERATE: self.args.generation_loss_weight, UNDERSTAND: self.args.understanding_loss_weight}
         loss = 0.0
-        for spec in TASK_SPECS:
-            batch = TaskBatch.from_flat(spec.name, inputs)
-            with self._timed(f"{spec.name}_logps_forward"), self.accelerator.autocast():
-                per_token_logps = spec.logps(core, batch, self.args)
-            loss = loss + getattr(self.args, spec.loss_weight_field) * self._task_loss(spec, batch, per_token_logps)
+        for task in TASKS:
+            batch = TaskBatch.from_flat(task, inputs)
+            with self._timed(f"{task}_logps_forward"), self.accelerator.autocast():
+                per_token_logps = self._logps(core, task, batch.rollout)
+            loss = loss + weights[task] * self._task_loss(task, batch, per_token_logps)
         return loss
 
-    def _task_loss(self, spec: TaskSpec, batch: TaskBatch, per_token_logps: torch.Tensor) -> torch.Tensor:
+    def _task_loss(self, task: str, batch: TaskBatch, per_token_logps: torch.Tensor) -> torch.Tensor:
         """One task's clipped surrogate, normalised over the optimizer step (`loss_type`), and its metrics."""
         # Without stored old log-probs the rollout is used once, right after sampling: old = new (TRL's rule).
         old = per_token_logps.detach() if batch.old_logps is None else batch.old_logps
@@ -409,23 +441,23 @@ class PairGRPOTrainer(GRPOTrainer):
             num_processes=self.accelerator.num_processes,
             accumulation_steps=accumulation,
         )
-        self._log_loss_metrics(spec, batch, terms, old, loss)
+        self._log_loss_metrics(task, batch, terms, old, loss)
         return loss
 
-    def _log_loss_metrics(self, spec: TaskSpec, batch: TaskBatch, terms, old: torch.Tensor, loss) -> None:
+    def _log_loss_metrics(self, task: str, batch: TaskBatch, terms, old: torch.Tensor, loss) -> None:
         """Clip ratio, mean ratio, KL and sampler-vs-recomputed log-prob gap: one all-reduce for all of them."""
         mask = batch.completion_mask
         named = {"clip_ratio": terms.is_clipped.float(), "ratio_mean": terms.ratio}
         if terms.per_token_kl is not None:
             named["kl"] = terms.per_token_kl
-        if batch.sampling_logps is not None and spec.sampler_logps_comparable(self.args):
+        if batch.rollout.sampling_logps is not None:  # None when the sampler's distribution is not the scored one
             # ~0 on the first use of a rollout when old/new/sampling log-probs see exactly the same inputs.
-            named["sampling_logp_abs_diff"] = (old - batch.sampling_logps).abs()
+            named["sampling_logp_abs_diff"] = (old - batch.rollout.sampling_logps).abs()
         totals = torch.stack([masked_totals(v, mask) for v in named.values()])  # [M, 2]
         totals = self.accelerator.reduce(totals, reduction="sum")
         for name, row in zip(named, totals, strict=True):
-            self._metrics["train"][f"{spec.name}/{name}"].append(mean_from_totals(row))
-        self._metrics["train"][f"{spec.name}/loss"].append(self.accelerator.gather(loss.detach()).mean().item())
+            self._metrics["train"][f"{task}/{name}"].append(mean_from_totals(row))
+        self._metrics["train"][f"{task}/loss"].append(self.accelerator.gather(loss.detach()).mean().item())
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """TRL's metric averaging, plus a `kl` key (mean over tasks) when beta > 0."""
@@ -438,7 +470,7 @@ class PairGRPOTrainer(GRPOTrainer):
     # ---------------------------------------------------------------- checkpoints --------------------------------
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Write a folder `janus.load_pretrained` loads: transformers-format weights, config, tokenizer, processor.
+        """Write a folder the backbone loads (for Janus-Pro: transformers-format weights, config, tokenizer, processor).
 
         Under ZeRO-3 the HF Trainer passes the gathered 16-bit `state_dict` (`stage3_gather_16bit_weights_on_model_save`).
         """
@@ -457,7 +489,7 @@ class PairGRPOTrainer(GRPOTrainer):
             save_file(adapter_state_dict(state_dict), str(out / ADAPTER_FILE), metadata={"format": "pt"})
             self.peft_config.save_pretrained(out)  # adapter_config.json
             state_dict = merge_lora_state_dict(state_dict, lora_scaling(self.peft_config))
-        janus.save_pretrained(model, self.processor, out, state_dict=state_dict)
+        self.backbone.save(model, out, state_dict=state_dict)
         torch.save(self.args, out / "training_args.bin")
 
     def create_model_card(

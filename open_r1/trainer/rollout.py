@@ -1,4 +1,5 @@
-"""Rollout helpers of PairGRPO: dataset rows -> pair rows, reward scoring per task, cross-rank padding.
+"""Rollout helpers of PairGRPO: dataset rows -> pair rows (the one place the dataset's columns are read), reward
+scoring per task, zero-std groups.
 
 Kept apart from the trainer class so each piece is a small function; no trainer state here.
 """
@@ -25,7 +26,7 @@ class PairRows:
     questions: list[str]  # understanding user turns, already templated and truncated
     raw_questions: list[str]  # the pair's question as stored (options are parsed from it by the rewards)
     answers: list[str]  # gold answers A_u
-    und_images: list[Image.Image]
+    und_images: list[Image.Image | None]  # None: the row asks about its own generated image
     captions: list[str]  # generation prompts C_g
     similarity: torch.Tensor  # [N] float, NaN when absent
     is_aligned: torch.Tensor  # [N] bool
@@ -52,13 +53,13 @@ def truncate_left(tokenizer, text: str, max_tokens: int | None) -> str:
     return tokenizer.decode(ids[-max_tokens:], skip_special_tokens=False)
 
 
-def load_rgb(paths: Sequence[str]) -> list[Image.Image]:
+def load_rgb(paths: Sequence[str]) -> list[Image.Image | None]:
     """Open each image once (rows of a pair repeat the same path `num_generations` times).
 
-    An empty path (a UniRL self row: its question is about the image generated in its row) gets a grey placeholder
-    that `tasks.with_generated_images` replaces before the vision tower sees it.
+    An empty path (a UniRL self row: its question is about the image generated in its row) gives None; the backbone
+    answers such a row about the image generated in it.
     """
-    cache: dict[str, Image.Image] = {"": Image.new("RGB", (16, 16), (128, 128, 128))}
+    cache: dict[str, Image.Image | None] = {"": None}
     for path in paths:
         if path not in cache:
             cache[path] = open_rgb(path)
@@ -99,17 +100,6 @@ def score_task(funcs: Sequence, prompts: list[str], completions: list, **kwargs)
     raw = torch.tensor(columns, dtype=torch.float32).T  # [N, F]
     total = combine_rewards({func.name: raw[:, i] for i, func in enumerate(funcs)}, funcs)  # [N]
     return total, raw
-
-
-def pad_right(ids: torch.Tensor, mask: torch.Tensor, length: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad completion ids/mask [N, L] to `length` (a common length keeps ZeRO-3 module calls in lock step)."""
-    extra = length - ids.shape[1]
-    if extra <= 0:
-        return ids, mask
-    return (
-        torch.cat([ids, ids.new_full((ids.shape[0], extra), pad_id)], dim=1),
-        torch.cat([mask, mask.new_zeros((mask.shape[0], extra))], dim=1),
-    )
 
 
 def frac_zero_std(rewards: torch.Tensor, group_size: int) -> float:

@@ -1,13 +1,13 @@
 """UniRL SFT (arXiv 2505.23380, §SFT): the model answers questions about images it just generated; no external images.
 
-`UniRLSFTTrainer` is transformers' `Trainer` with one new `compute_loss` and a Janus `_save`. Per step, for each
-self row (prompt, question, gold answer):
-1. sample an image for the prompt (janus.sample_image_tokens, CFG, no grad) and VQ-decode it;
+`UniRLSFTTrainer` is transformers' `Trainer` with one new `compute_loss` and a backbone `_save`; the model is reached
+only through its `backbones.Backbone`. Per step, for each self row (prompt, question, gold answer):
+1. sample an image for the prompt (the backbone's image sampler, CFG, no grad) and decode it;
 2. loss = NLL of the gold answer given (that image, the question), token mean over the batch;
 3. optionally (`image_nll`) + NLL of the image tokens of rows whose greedy answer on their image was right
    (rejection sampling: the non-end-to-end way for the answer signal to train generation);
-4. `end_to_end`: the image fed to step 2 is decoded through straight-through Gumbel-Softmax (janus.gumbel), so the
-   answer NLL also reaches the generation head through the VQ decoder and the vision tower.
+4. `end_to_end`: the image fed to step 2 is decoded through straight-through Gumbel-Softmax (Janus-Pro:
+   janus.gumbel), so the answer NLL also reaches the generation head through the VQ decoder and the vision tower.
 Every rank runs the same modules every step (ZeRO-3): the judge and the image NLL run on all rows, masked.
 What it does not do: GRPO (open_r1/grpo.py), LoRA, evaluation.
 """
@@ -24,15 +24,13 @@ import torch
 from transformers import Trainer, TrainingArguments
 from trl.models import unwrap_model_for_generation
 
-import janus
+from backbones import AnswerSampling, Backbone, GeneratedImages, ImageSampling
 from data_tools.unirl_rows import read_self_rows
-from janus.gumbel import straight_through_pixels
-from open_r1.configs import MODULE_GROUPS
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.pair_grpo_trainer import freeze_modules
 from open_r1.trainer.reporting import MetricsFileCallback, use_progress_lines
-from rewards.reward_unirl import answer_is_correct, greedy_answers
+from rewards.reward_unirl import answer_is_correct
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +44,9 @@ class UniRLSFTConfig(TrainingArguments):
 
     `per_device_train_batch_size` counts self rows (one generated image each). Defaults follow UniRL's Janus
     setting where the paper gives one (learning rate 1e-5); everything else is this project's documented choice.
+
+    backbone (`str`, *optional*):
+        The unified model family (`backbones.BACKBONES`); `None`: inferred from the checkpoint's config.json.
 
     > Parameters that control the images
 
@@ -71,9 +72,12 @@ class UniRLSFTConfig(TrainingArguments):
     understanding_system_prompt (`str`, *optional*):
         System prompt of the understanding turn (default: the processor's Janus-Pro default).
     trainable_modules (`list[str]`):
-        Module groups to train (see `open_r1.configs.MODULE_GROUPS`); the rest are frozen.
+        Module groups to train (the backbone's `module_groups`; the default is Janus-Pro's); the rest are frozen.
     """
 
+    backbone: str | None = field(
+        default=None, metadata={"help": "Unified model family (backbones.BACKBONES; default: from the checkpoint)."}
+    )
     learning_rate: float = field(default=1e-5, metadata={"help": "UniRL's Janus learning rate."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Rows are kept whole (text columns)."})
     cfg_weight: float = field(default=5.0, metadata={"help": "CFG weight for image sampling."})
@@ -87,7 +91,7 @@ class UniRLSFTConfig(TrainingArguments):
     understanding_system_prompt: str | None = field(default=None, metadata={"help": "Understanding system prompt."})
     trainable_modules: list[str] = field(
         default_factory=lambda: ["language_model", "aligner", "generation_embeddings", "generation_head"],
-        metadata={"help": f"Module groups to train, of {list(MODULE_GROUPS)}."},
+        metadata={"help": "Module groups to train (the backbone's module_groups)."},
     )
 
     def __post_init__(self):
@@ -97,15 +101,21 @@ class UniRLSFTConfig(TrainingArguments):
             # Non-reentrant: frozen embeddings feed the checkpointed blocks (see PairGRPOConfig).
             self.gradient_checkpointing_kwargs = {"use_reentrant": False, **(self.gradient_checkpointing_kwargs or {})}
         super().__post_init__()
-        unknown = [m for m in self.trainable_modules if m not in MODULE_GROUPS]
-        if unknown:
-            raise ValueError(f"trainable_modules: unknown group(s) {unknown}; choose from {list(MODULE_GROUPS)}")
         if "{question}" not in self.understanding_prompt_template:
             raise ValueError("understanding_prompt_template must contain '{question}'.")
         if self.gumbel_temperature <= 0:
             raise ValueError(f"gumbel_temperature={self.gumbel_temperature} must be > 0.")
         if self.remove_unused_columns:
             raise ValueError("remove_unused_columns must be False: the trainer reads the rows' text columns.")
+
+    def image_sampling(self) -> ImageSampling:
+        return ImageSampling(cfg_weight=self.cfg_weight, temperature=self.image_temperature)
+
+    def answer_sampling(self, greedy: bool = False, max_new_tokens: int = 16) -> AnswerSampling:
+        """Answers at temperature 1 (the NLL's distribution); `greedy` for the judge of `image_nll`."""
+        return AnswerSampling(
+            max_new_tokens=max_new_tokens, do_sample=not greedy, system_prompt=self.understanding_system_prompt
+        )
 
 
 def load_self_rows(path: str, max_rows: int | None = None) -> datasets.Dataset:
@@ -116,43 +126,29 @@ def load_self_rows(path: str, max_rows: int | None = None) -> datasets.Dataset:
     return datasets.Dataset.from_dict({c: [getattr(r, c) for r in rows] for c in SELF_ROW_COLUMNS})
 
 
-def gold_completion(processor: janus.JanusProcessor, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gold answers as assistant completions: ids/mask [N, L], right-padded, each ending with EOS.
-
-    The template renders a finished assistant turn as `"<|Assistant|>: {answer}<eos>"`, so the completion after the
-    prompt's `"<|Assistant|>:"` is `" {answer}"` + EOS.
-    """
-    rows = [processor.tokenizer.encode(" " + a.strip(), add_special_tokens=False) + [processor.special.eos_id]
-            for a in answers]  # fmt: skip
-    length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), processor.special.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 class UniRLSFTTrainer(Trainer):
     """transformers' Trainer for UniRL SFT on self rows (see the module docstring)."""
 
-    def __init__(self, model, processor: janus.JanusProcessor, args: UniRLSFTConfig, train_dataset, **kwargs):
-        trainable, frozen = freeze_modules(model, args.trainable_modules)
-        logger.info("Trainable parameters %d, frozen %d (%s)", trainable, frozen, args.trainable_modules)
+    def __init__(self, model, backbone: Backbone, args: UniRLSFTConfig, train_dataset, **kwargs):
+        freeze_modules(model, args.trainable_modules, backbone)
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=list, **kwargs)
-        self.processor = processor
+        self.backbone = backbone
         self._step_metrics: dict[str, list[float]] = defaultdict(list)
         # The same run folder and console as PairGRPO: metrics.jsonl, checkpoint markers, one progress line per log.
         self.add_callback(MetricsFileCallback(args.output_dir))
         self.add_callback(RunDirCallback())
         use_progress_lines(self)
+        if args.end_to_end and not hasattr(backbone, "straight_through_pixels"):
+            raise ValueError(
+                f"end_to_end needs a backbone whose image decoder is differentiable in the sampled tokens "
+                f"(straight_through_pixels); {backbone.name!r} has none. Set end_to_end: false."
+            )
 
-    def _system_prompt_kwargs(self) -> dict:
-        prompt = self.args.understanding_system_prompt
-        return {} if prompt is None else {"system_prompt": prompt}
+    def _questions(self, questions: list[str]) -> list[str]:
+        return [self.args.understanding_prompt_template.format(question=q) for q in questions]
 
-    def _sample_images(self, gen_batch: janus.GenerationBatch, questions: list[str]):
-        """Image tokens [N, I], decoded pixels [N, 3, H, W] and (with `image_nll`) greedy answers, all without grad."""
+    def _sample_images(self, prompts: list[str], questions: list[str]) -> tuple[GeneratedImages, list[str] | None]:
+        """Images (codes and decoded pixels) and (with `image_nll`) greedy answers about them, all without grad."""
         with (
             unwrap_model_for_generation(
                 self.model_wrapped,
@@ -161,36 +157,37 @@ class UniRLSFTTrainer(Trainer):
             ) as unwrapped,
             torch.no_grad(),
         ):
-            tokens = janus.sample_image_tokens(
-                unwrapped, gen_batch, cfg_weight=self.args.cfg_weight, temperature=self.args.image_temperature
-            ).tokens
-            pixels = janus.decode_image_tokens(unwrapped, tokens)
+            images = self.backbone.sample_images(unwrapped, prompts, self.args.image_sampling())
             judged = None
             if self.args.image_nll:
-                judged = greedy_answers(
-                    unwrapped,
-                    self.processor,
-                    pixels,
-                    questions,
-                    max_new_tokens=self.args.judge_max_new_tokens,
-                    template=self.args.understanding_prompt_template,
-                    system_prompt=self.args.understanding_system_prompt,
+                greedy = self.args.answer_sampling(greedy=True, max_new_tokens=self.args.judge_max_new_tokens)
+                own = torch.ones(len(questions), dtype=torch.bool)
+                questions = self._questions(questions)
+                answers = self.backbone.sample_answers(
+                    unwrapped, questions, [None] * len(questions), greedy, images, own
                 )
-        return tokens, pixels, judged
+                judged = self.backbone.decode_answers(answers.completion_ids)
+        return images, judged
 
-    def _answer_nll(self, core, pixels: torch.Tensor, questions: list[str], answers: list[str]) -> torch.Tensor:
-        """Token-mean NLL of the gold answers given (image, question); `pixels` may carry grad (end-to-end)."""
-        texts = [self.args.understanding_prompt_template.format(question=q) for q in questions]
-        batch = self.processor.encode_understanding(texts, pixels, **self._system_prompt_kwargs())
-        batch = batch.to(core.device)
-        ids, mask = gold_completion(self.processor, answers)
-        ids, mask = ids.to(core.device), mask.to(core.device)
-        logps = janus.answer_token_logps(core, batch, ids, mask)  # [N, L]
+    def _answer_nll(self, core, images: GeneratedImages, questions: list[str], answers: list[str]) -> torch.Tensor:
+        """Token-mean NLL of the gold answers given (image, question); `images.pixels` may carry grad (end-to-end)."""
+        options = self.args.answer_sampling()
+        own = torch.ones(len(questions), dtype=torch.bool)
+        gold = self.backbone.answer_rollout(
+            self._questions(questions), [None] * len(questions), answers, options, images, own
+        )
+        logps = self.backbone.answer_logps(core, gold, options)  # [N, L]
+        mask = gold.completion_mask
         return -(logps * mask).sum() / mask.sum()
 
-    def _image_nll(self, core, gen_batch, tokens: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
-        """Mean image-token NLL over rows marked `correct` [N]; computed for every row so all ranks run the head."""
-        logps = janus.image_token_logps(core, gen_batch, tokens, cfg_weight=None)  # [N, I], conditional-only
+    def _image_nll(self, core, images: GeneratedImages, correct: torch.Tensor) -> torch.Tensor:
+        """Mean image-token NLL over rows marked `correct` [N]; computed for every row so all ranks run the head.
+
+        The conditional distribution at temperature 1 is trained, on images that were sampled WITH CFG: the
+        rejection-sampled images come from the guided sampler, the NLL teaches the unguided head to produce them.
+        """
+        options = ImageSampling(cfg_weight=self.args.cfg_weight, logprob="conditional")
+        logps = self.backbone.image_logps(core, images.rollout, options)  # [N, I]
         per_row = -logps.mean(dim=1)  # [N]
         return (per_row * correct).sum() / correct.sum().clamp(min=1)
 
@@ -198,25 +195,20 @@ class UniRLSFTTrainer(Trainer):
         prompts = [row["prompt"] for row in inputs]
         questions = [row["question"] for row in inputs]
         answers = [row["answer"] for row in inputs]
-        device = self.accelerator.device
-        gen_batch = self.processor.encode_generation(prompts).to(device)
-        tokens, pixels, judged = self._sample_images(gen_batch, questions)
+        images, judged = self._sample_images(prompts, questions)
         core = self.accelerator.unwrap_model(model)
+        seen = images
         if self.args.end_to_end:
-            pixels = straight_through_pixels(
-                core,
-                gen_batch,
-                tokens,
-                cfg_weight=self.args.cfg_weight,
-                temperature=self.args.image_temperature,
-                tau=self.args.gumbel_temperature,
+            pixels = self.backbone.straight_through_pixels(
+                core, prompts, images.rollout.completion_ids, self.args.image_sampling(), self.args.gumbel_temperature
             )
-        loss = self._answer_nll(core, pixels, questions, answers)
+            seen = GeneratedImages(images.rollout, pixels)
+        loss = self._answer_nll(core, seen, questions, answers)
         self._step_metrics["answer_nll"].append(loss.item())
         if self.args.image_nll:
             correct = [answer_is_correct(a, g, q) for a, g, q in zip(judged, answers, questions, strict=True)]
-            correct = torch.tensor(correct, dtype=torch.float32, device=device)
-            image_nll = self._image_nll(core, gen_batch, tokens, correct)
+            correct = torch.tensor(correct, dtype=torch.float32, device=self.accelerator.device)
+            image_nll = self._image_nll(core, images, correct)
             loss = loss + self.args.image_nll_weight * image_nll
             self._step_metrics["image_nll"].append(image_nll.item())
             self._step_metrics["judge_accuracy"].append(correct.mean().item())
@@ -229,7 +221,7 @@ class UniRLSFTTrainer(Trainer):
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """A folder `janus.load_pretrained` loads; under ZeRO-3 `state_dict` holds the gathered 16-bit weights."""
+        """A folder the backbone loads; under ZeRO-3 `state_dict` holds the gathered 16-bit weights."""
         if not self.args.should_save:
             return
         if state_dict is not None and not state_dict:
@@ -238,7 +230,7 @@ class UniRLSFTTrainer(Trainer):
                 "to true in the DeepSpeed config (configs/zero3.json does)."
             )
         out = Path(output_dir if output_dir is not None else self.args.output_dir)
-        janus.save_pretrained(self.accelerator.unwrap_model(self.model), self.processor, out, state_dict=state_dict)
+        self.backbone.save(self.accelerator.unwrap_model(self.model), out, state_dict=state_dict)
         torch.save(self.args, out / "training_args.bin")
 
     def create_model_card(
@@ -249,4 +241,4 @@ class UniRLSFTTrainer(Trainer):
             write_model_card_for_save(self, model_name or Path(self.args.output_dir).name, dataset_name)
 
 
-__all__ = ["SELF_ROW_COLUMNS", "UniRLSFTConfig", "UniRLSFTTrainer", "gold_completion", "load_self_rows"]
+__all__ = ["SELF_ROW_COLUMNS", "UniRLSFTConfig", "UniRLSFTTrainer", "load_self_rows"]

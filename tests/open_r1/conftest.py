@@ -14,16 +14,16 @@ def make_trainer(tiny_janus_path, pair_jsonl):
     """Factory: a fresh PairGRPOTrainer on a fresh copy of the tiny model; returns (trainer, model)."""
     import torch
 
-    import janus
+    from janus.backbone import JanusBackbone
     from open_r1.dataset import load_pair_dataset
     from open_r1.trainer import PairGRPOTrainer
 
     def make(output_dir, reward_funcs=None, data_path=None, trainer_cls=PairGRPOTrainer, **overrides):
         args = tiny_args(output_dir, **overrides)
-        model, processor = janus.load_pretrained(tiny_janus_path, dtype=torch.float32)
+        backbone, model = JanusBackbone.load(tiny_janus_path, dtype=torch.float32)
         funcs = reward_funcs if reward_funcs is not None else learnable_rewards()
         dataset = load_pair_dataset(data_path or pair_jsonl)
-        trainer = trainer_cls(model=model, processor=processor, reward_funcs=funcs, args=args, train_dataset=dataset)
+        trainer = trainer_cls(model=model, backbone=backbone, reward_funcs=funcs, args=args, train_dataset=dataset)
         return trainer, model
 
     return make

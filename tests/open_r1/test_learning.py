@@ -16,10 +16,9 @@ from rewards import RewardFunc
 class TokenRecordingTrainer(PairGRPOTrainer):
     """Keeps the last rollout's image tokens so the synthetic generation reward can read them."""
 
-    def _rollout(self, ctx):
-        rollouts = super()._rollout(ctx)
-        self.last_image_tokens = rollouts["generate"].batch.completion_ids  # [N, I]
-        return rollouts
+    def _rewards(self, rows, step):
+        self.last_image_tokens = step.images.rollout.completion_ids  # [N, I]
+        return super()._rewards(rows, step)
 
 
 STEPS = 14

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-import janus
+from janus.backbone import JanusBackbone
 from data_tools.make_demo_data import main as make_demo_data
 from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import load_pair_dataset
@@ -45,10 +45,10 @@ def test_both_task_rewards_rise_on_the_toy_world(toy_janus_path, tmp_path):
     recipe |= dict(output_dir=str(tmp_path / "run"), max_steps=STEPS, save_strategy="no", log_images_steps=0)
     recipe |= dict(per_device_train_batch_size=2 * recipe["per_device_train_batch_size"], report_to=[])
     args = PairGRPOConfig(reward_funcs=names, **recipe)
-    model, processor = janus.load_pretrained(toy_janus_path, dtype=torch.float32)
+    backbone, model = JanusBackbone.load(toy_janus_path, dtype=torch.float32)
     trainer = PairGRPOTrainer(
         model=model,
-        processor=processor,
+        backbone=backbone,
         reward_funcs=build_reward_funcs(names, weights),
         args=args,
         train_dataset=load_pair_dataset(tmp_path / "data" / "pairs" / "pairs.jsonl"),

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import janus
+from janus.backbone import JanusBackbone
 from open_r1.trainer import freeze_modules
 
 TRAINABLE = ("model.language_model.", "lm_head.")
@@ -95,7 +96,7 @@ def test_save_loads_with_janus(make_trainer, tmp_path):
     loaded, processor = janus.load_pretrained(tmp_path / "final")
     for (name, p), (_, q) in zip(model.named_parameters(), loaded.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, msg=name)
-    assert processor.num_image_tokens == trainer.processor.num_image_tokens
+    assert processor.num_image_tokens == trainer.backbone.processor.num_image_tokens
 
 
 def test_resume_restores_step_optimizer_and_scheduler(make_trainer, tmp_path):
@@ -116,10 +117,10 @@ def test_resume_restores_step_optimizer_and_scheduler(make_trainer, tmp_path):
 def test_freeze_modules_rejects_groups_matching_nothing(tiny_janus):
     model, _ = tiny_janus
     with pytest.raises(ValueError, match="matched no parameter"):
-        freeze_modules(torch.nn.Linear(2, 2), ["language_model"])
+        freeze_modules(torch.nn.Linear(2, 2), ["language_model"], JanusBackbone)
     state = {n: p.requires_grad for n, p in model.named_parameters()}
     try:
-        trainable, frozen = freeze_modules(model, ["generation_head"])
+        trainable, frozen = freeze_modules(model, ["generation_head"], JanusBackbone)
         assert trainable == sum(
             p.numel() for n, p in model.named_parameters() if n.startswith("model.generation_head.")
         )
@@ -135,7 +136,7 @@ def test_text_head_group_trains_the_text_head_and_not_the_language_model_body(ti
     model, _ = tiny_janus
     state = {n: p.requires_grad for n, p in model.named_parameters()}
     try:
-        freeze_modules(model, ["text_head", "generation_head"])
+        freeze_modules(model, ["text_head", "generation_head"], JanusBackbone)
         trained = {n for n, p in model.named_parameters() if p.requires_grad}
         assert "lm_head.weight" in trained and any(n.startswith("model.generation_head.") for n in trained)
         assert not any(n.startswith("model.language_model.") for n in trained)

@@ -8,17 +8,17 @@ import torch
 from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
 
 import janus
+import janus.backbone as janus_backbone
+from backbones import Rollout
+from janus.backbone import with_generated_images
 from janus.sampling import image_features
-from open_r1.trainer.tasks import TASK_SPECS, TaskBatch, TaskRollout, with_generated_images
+from open_r1.trainer.task_batch import TASKS, TaskBatch
 
 K = 4  # tiny_args: num_generations
 
 
-def _rollouts(lengths_per_task):
-    return {
-        task: TaskRollout(TaskBatch({}, torch.zeros(n, 3), torch.ones(n, 3)), [], [])
-        for task, n in lengths_per_task.items()
-    }
+def _batches(lengths_per_task):
+    return {task: TaskBatch(Rollout(torch.zeros(n, 3), torch.ones(n, 3), None)) for task, n in lengths_per_task.items()}
 
 
 def test_logged_reward_mean_std_and_zero_std_fraction(make_trainer, tmp_path, caplog):
@@ -29,7 +29,7 @@ def test_logged_reward_mean_std_and_zero_std_fraction(make_trainer, tmp_path, ca
     }
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
-            trainer._log_rollout_metrics(rewards, torch.ones(8), _rollouts({"understand": 8, "generate": 8}))
+            trainer._log_rollout_metrics(rewards, torch.ones(8), _batches({"understand": 8, "generate": 8}))
     metrics = trainer._metrics["train"]
     assert metrics["understand/reward_mean"][0] == pytest.approx(0.75)
     assert metrics["understand/reward_std"][0] == pytest.approx(rewards["understand"].std().item())  # unbiased
@@ -66,7 +66,7 @@ def test_each_rank_keeps_its_own_rows_of_the_advantages(make_trainer, tmp_path, 
 def _pair_rows(trainer):
     from open_r1.trainer.rollout import pair_rows
 
-    return pair_rows(_rows(trainer), trainer.processor.tokenizer, "{question}", None)
+    return pair_rows(_rows(trainer), trainer.backbone.tokenizer, "{question}", None)
 
 
 def _rows(trainer):
@@ -105,10 +105,10 @@ def test_bf16_without_deepspeed_runs_rollout_and_loss_under_autocast(make_traine
             seen[name] = torch.is_autocast_enabled("cpu")
             return fn(*args, **kwargs)
 
-        monkeypatch.setattr(janus, name, wrapped)
+        monkeypatch.setattr(janus_backbone, name, wrapped)
 
     for name in ("sample_answer_tokens", "sample_image_tokens", "answer_token_logps", "image_token_logps"):
-        spy(name, getattr(janus, name))
+        spy(name, getattr(janus_backbone, name))
     model.train()
     inputs = trainer._generate_and_score_completions(_rows(trainer))
     trainer.current_gradient_accumulation_steps = 1
@@ -118,21 +118,23 @@ def test_bf16_without_deepspeed_runs_rollout_and_loss_under_autocast(make_traine
 
 def test_task_batches_survive_trls_shuffle_and_split():
     n = 6
-    batch = TaskBatch(
-        prompt={"input_ids": torch.arange(n).unsqueeze(1)},
+    rollout = Rollout(
         completion_ids=torch.arange(n).unsqueeze(1) * 10,
         completion_mask=torch.ones(n, 1),
-        advantages=torch.arange(n, dtype=torch.float32),
-        step_tokens=torch.tensor(6.0),
+        sampling_logps=None,
+        record={"input_ids": torch.arange(n).unsqueeze(1)},
     )
+    batch = TaskBatch(rollout, advantages=torch.arange(n, dtype=torch.float32), step_tokens=torch.tensor(6.0))
     flat = shuffle_sequence_dict(batch.flatten("understand"))
     parts = [TaskBatch.from_flat("understand", part) for part in split_tensor_dict(flat, 2)]
     for part in parts:
         assert part.old_logps is None and part.step_tokens.item() == 6.0  # scalars are kept whole
-        torch.testing.assert_close(part.completion_ids[:, 0], part.prompt["input_ids"][:, 0] * 10)  # rows aligned
-        torch.testing.assert_close(part.advantages, part.prompt["input_ids"][:, 0].float())
+        ids, record = part.rollout.completion_ids, part.rollout.record
+        torch.testing.assert_close(ids[:, 0], record["input_ids"][:, 0] * 10)  # rows aligned
+        torch.testing.assert_close(part.advantages, record["input_ids"][:, 0].float())
+        assert part.rollout.sampling_logps is None
     assert sorted(torch.cat([p.advantages for p in parts]).tolist()) == list(range(n))
-    assert batch.rows(slice(1, 3)).completion_ids[:, 0].tolist() == [10, 20]
+    assert batch.rows(slice(1, 3)).rollout.completion_ids[:, 0].tolist() == [10, 20]
 
 
 def test_rows_flagged_own_image_see_the_generated_image():
@@ -146,7 +148,7 @@ def test_rows_flagged_own_image_see_the_generated_image():
 
 
 def test_images_are_generated_before_answers():
-    assert [spec.name for spec in TASK_SPECS] == ["generate", "understand"]
+    assert TASKS == ("generate", "understand")
 
 
 def test_reused_image_features_give_the_recomputed_logps(tiny_janus):
@@ -166,5 +168,7 @@ def test_reused_image_features_give_the_recomputed_logps(tiny_janus):
 
 
 def test_features_are_reused_only_while_the_vision_side_is_frozen(make_trainer, tmp_path):
-    assert make_trainer(tmp_path / "a")[0].reuse_image_features
-    assert not make_trainer(tmp_path / "b", trainable_modules=["language_model", "aligner"])[0].reuse_image_features
+    for sub, groups, reused in (("a", ["language_model"], True), ("b", ["language_model", "aligner"], False)):
+        trainer, _ = make_trainer(tmp_path / sub, trainable_modules=groups)
+        inputs = trainer._generate_and_score_completions(_rows(trainer))
+        assert ("understand/record/features" in inputs) == reused

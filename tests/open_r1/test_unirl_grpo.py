@@ -7,8 +7,8 @@ import pytest
 import torch
 from pairgrpo_helpers import QUESTION, learnable_rewards, tiny_args
 
-import janus
-import open_r1.trainer.tasks as tasks
+import janus.backbone as janus_backbone
+from janus.backbone import JanusBackbone
 from data_tools.make_unirl_prompts import build_rows
 from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import PAIR_COLUMNS, load_pair_dataset
@@ -43,11 +43,11 @@ def make_unirl_trainer(tiny_janus_path):
 
     def make(output_dir, data_path, names, funcs=None, **overrides):
         args = tiny_args(output_dir, reward_funcs=names, understanding_prompt_template="{question}", **overrides)
-        model, processor = janus.load_pretrained(tiny_janus_path, dtype=torch.float32)
+        backbone, model = JanusBackbone.load(tiny_janus_path, dtype=torch.float32)
         funcs = funcs if funcs is not None else build_reward_funcs(names)
         dataset = load_pair_dataset(data_path)
         trainer = PairGRPOTrainer(
-            model=model, processor=processor, reward_funcs=funcs, args=args, train_dataset=dataset
+            model=model, backbone=backbone, reward_funcs=funcs, args=args, train_dataset=dataset
         )
         return trainer, model
 
@@ -95,7 +95,7 @@ def test_train_step_answers_about_the_image_generated_in_the_same_row(make_unirl
     trainer, model = make_unirl_trainer(tmp_path / "run", _write_mixed(tmp_path / "data"), UNIRL, learnable_rewards(),
                                         trainable_modules=["language_model", "generation_head"])  # fmt: skip
     decoded, flags = [], []
-    decode, pair_rows = janus.decode_image_tokens, trainer_module.pair_rows
+    decode, pair_rows = janus_backbone.decode_image_tokens, trainer_module.pair_rows
 
     def recording_decode(*args, **kwargs):
         decoded.append(decode(*args, **kwargs))
@@ -106,7 +106,7 @@ def test_train_step_answers_about_the_image_generated_in_the_same_row(make_unirl
         flags.append(rows.own_image)
         return rows
 
-    monkeypatch.setattr(janus, "decode_image_tokens", recording_decode)
+    monkeypatch.setattr(janus_backbone, "decode_image_tokens", recording_decode)
     monkeypatch.setattr(trainer_module, "pair_rows", recording_rows)
     seen, handle = _record_vision_inputs(model)
     before = model.model.generation_head.proj_out.weight.detach().clone()
@@ -115,7 +115,7 @@ def test_train_step_answers_about_the_image_generated_in_the_same_row(make_unirl
 
     own = flags[0]  # [N] the self row's K repeated rows, then the pair's (or the other way round)
     assert own.any() and (~own).any()  # a mixed batch
-    expected = trainer.processor.preprocess_images(decoded[0])  # the step's freshly decoded images, tensor path
+    expected = trainer.backbone.processor.preprocess_images(decoded[0])  # the step's freshly decoded images, tensor path
     understanding_batch = seen[0]  # the first vision-tower call of the step: the understanding rollout
     assert torch.equal(understanding_batch[own], expected[own])  # row i answers about the image of row i
     assert not torch.allclose(understanding_batch[~own], expected[~own])  # PairUG rows: their own image file
@@ -137,6 +137,18 @@ def _recording(names, calls):
     return funcs
 
 
+def _spy_greedy_answers(trainer, monkeypatch, record):
+    """Call `record(model, questions)` for every greedy answer decode (the judge's) of the trainer's backbone."""
+    real = trainer.backbone.sample_answers
+
+    def spy(model, questions, images, options, *args):
+        if not options.do_sample:
+            record(model, list(questions))
+        return real(model, questions, images, options, *args)
+
+    monkeypatch.setattr(trainer.backbone, "sample_answers", spy)
+
+
 @pytest.mark.parametrize("mode", ["sampled", "greedy", "frozen"])
 def test_image_rewards_on_a_mixed_batch_for_each_judge(make_unirl_trainer, tmp_path, monkeypatch, mode):
     names = ["accuracy", "unirl_image"] + (["self_check"] if mode != "sampled" else [])
@@ -145,10 +157,7 @@ def test_image_rewards_on_a_mixed_batch_for_each_judge(make_unirl_trainer, tmp_p
     trainer, model = make_unirl_trainer(
         tmp_path / "run", _write_mixed(tmp_path / "data"), names, funcs, unirl_judge=mode
     )
-    real = tasks.greedy_answers
-    monkeypatch.setattr(
-        tasks, "greedy_answers", lambda m, p, px, q, **k: judged.append((m, list(q))) or real(m, p, px, q, **k)
-    )
+    _spy_greedy_answers(trainer, monkeypatch, lambda model, questions: judged.append((model, questions)))
     rows = _rows(trainer)
     torch.manual_seed(0)
     trainer._generate_and_score_completions(rows)
@@ -163,7 +172,7 @@ def test_image_rewards_on_a_mixed_batch_for_each_judge(make_unirl_trainer, tmp_p
         return
     assert [v is not None for v in calls["self_check"]["out"]] == [not o for o in own]  # PairUG rows with a question
     (judge, questions), = judged  # one decode of every row  # fmt: skip
-    assert questions == [row["gen_question"] for row in rows]
+    assert questions == [trainer.args.understanding_prompt_template.format(question=row["gen_question"]) for row in rows]
     assert (judge is trainer.judge) == (mode == "frozen") and (trainer.judge is None) == (mode != "frozen")
     if mode == "frozen":
         assert judge is not model and not any(p.requires_grad for p in judge.parameters())
@@ -174,10 +183,7 @@ def test_the_judge_decodes_every_step_even_without_self_rows(make_unirl_trainer,
     calls, judged = {}, []
     names = ["accuracy", "unirl_image"]
     trainer, _ = make_unirl_trainer(tmp_path / "run", pair_jsonl, names, _recording(names, calls))
-    real = tasks.greedy_answers
-    monkeypatch.setattr(
-        tasks, "greedy_answers", lambda m, p, px, q, **k: judged.append(len(q)) or real(m, p, px, q, **k)
-    )
+    _spy_greedy_answers(trainer, monkeypatch, lambda model, questions: judged.append(len(questions)))
     trainer._generate_and_score_completions(_rows(trainer))
     assert judged == [2 * K] and all(v is None for v in calls["unirl_image"]["out"])
 

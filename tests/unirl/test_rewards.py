@@ -1,7 +1,6 @@
 """UniRL rewards (rewards/reward_unirl.py): correctness table, judge modes, registry wiring, LLM judge cache."""
 
 import pytest
-import torch
 
 from data_tools import loopback_openai
 from data_tools.loopback_openai import FakeOpenAI
@@ -11,7 +10,6 @@ from rewards.answer_judge import LLMAnswerJudge
 from rewards.reward_unirl import (
     answer_correctness,
     answer_is_correct,
-    greedy_answers,
     select_judge_answers,
     self_check_reward,
     unirl_answer_reward,
@@ -120,21 +118,3 @@ def test_llm_judge_is_cached_on_disk(tmp_path, monkeypatch):
         )
         assert server.requests == 2  # one 429 + one answer; the second judge read the cache
     assert judge.api_calls == 1 and len(list(tmp_path.rglob("*.json"))) == 1
-
-
-def test_greedy_answers_feed_the_pixels_to_the_vision_tower(tiny_janus):
-    model, processor = tiny_janus
-    size = processor.image_size
-    pixels = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    seen = []
-    hook = model.model.vision_model.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
-    try:
-        answers = greedy_answers(model, processor, pixels, ["What is it?", "Which colour?", "How many?"])
-    finally:
-        hook.remove()
-    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
-    assert torch.equal(seen[0], pixels)
-    # Left padding is handled: each row answers as it would alone.
-    alone = [greedy_answers(model, processor, pixels[i : i + 1], [q])[0] for i, q in enumerate(
-        ["What is it?", "Which colour?", "How many?"])]  # fmt: skip
-    assert alone == answers

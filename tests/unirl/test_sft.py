@@ -8,7 +8,8 @@ import torch
 import janus
 from data_tools.make_unirl_prompts import build_rows
 from janus.gumbel import conditional_gumbel, straight_through, straight_through_pixels
-from open_r1.trainer.unirl_sft import UniRLSFTConfig, UniRLSFTTrainer, gold_completion, load_self_rows
+from janus.backbone import JanusBackbone
+from open_r1.trainer.unirl_sft import UniRLSFTConfig, UniRLSFTTrainer, load_self_rows
 
 
 def test_conditional_gumbel_keeps_the_sampled_token_on_top_with_the_right_law():
@@ -43,7 +44,7 @@ def test_straight_through_pixels_equal_the_decoded_image(tiny_janus):
 
 def test_gold_completion_renders_the_assistant_turn(tiny_janus):
     _, processor = tiny_janus
-    ids, mask = gold_completion(processor, ["A", "two clocks"])
+    ids, mask = JanusBackbone(processor).gold_completion(["A", "two clocks"])
     assert mask.sum(1).tolist() == [int(m) for m in mask.sum(1)]
     for row, m, text in zip(ids, mask, ["A", "two clocks"], strict=True):
         row = row[: int(m.sum())].tolist()
@@ -58,7 +59,7 @@ def _rows_file(tmp_path, n=4):
 
 
 def _trainer(tiny_janus_path, tmp_path, **overrides):
-    model, processor = janus.load_pretrained(tiny_janus_path, dtype=torch.float32)
+    backbone, model = JanusBackbone.load(tiny_janus_path, dtype=torch.float32)
     settings = dict(
         output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, max_steps=1, learning_rate=1e-3,
         lr_scheduler_type="constant", report_to="none", save_strategy="no", use_cpu=True, seed=0,
@@ -66,7 +67,7 @@ def _trainer(tiny_janus_path, tmp_path, **overrides):
     )  # fmt: skip
     args = UniRLSFTConfig(**{**settings, **overrides})
     dataset = load_self_rows(str(_rows_file(tmp_path)))
-    return UniRLSFTTrainer(model=model, processor=processor, args=args, train_dataset=dataset), dataset
+    return UniRLSFTTrainer(model=model, backbone=backbone, args=args, train_dataset=dataset), dataset
 
 
 def _head_grad(trainer, dataset):
