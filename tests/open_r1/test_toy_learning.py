@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from janus.backbone import JanusBackbone
 from data_tools.make_demo_data import main as make_demo_data
+from janus.backbone import JanusBackbone
 from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import load_pair_dataset
 from open_r1.trainer import PairGRPOTrainer

@@ -18,7 +18,9 @@ K = 4  # tiny_args: num_generations
 
 
 def _batches(lengths_per_task):
-    return {task: TaskBatch(Rollout(torch.zeros(n, 3), torch.ones(n, 3), None)) for task, n in lengths_per_task.items()}
+    return {
+        task: TaskBatch(Rollout(torch.zeros(n, 3), torch.ones(n, 3), None)) for task, n in lengths_per_task.items()
+    }
 
 
 def test_logged_reward_mean_std_and_zero_std_fraction(make_trainer, tmp_path, caplog):

@@ -8,8 +8,8 @@ import torch
 from pairgrpo_helpers import QUESTION, learnable_rewards, tiny_args
 
 import janus.backbone as janus_backbone
-from janus.backbone import JanusBackbone
 from data_tools.make_unirl_prompts import build_rows
+from janus.backbone import JanusBackbone
 from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import PAIR_COLUMNS, load_pair_dataset
 from rewards import build_reward_funcs
@@ -46,9 +46,7 @@ def make_unirl_trainer(tiny_janus_path):
         backbone, model = JanusBackbone.load(tiny_janus_path, dtype=torch.float32)
         funcs = funcs if funcs is not None else build_reward_funcs(names)
         dataset = load_pair_dataset(data_path)
-        trainer = PairGRPOTrainer(
-            model=model, backbone=backbone, reward_funcs=funcs, args=args, train_dataset=dataset
-        )
+        trainer = PairGRPOTrainer(model=model, backbone=backbone, reward_funcs=funcs, args=args, train_dataset=dataset)
         return trainer, model
 
     return make
@@ -115,7 +113,9 @@ def test_train_step_answers_about_the_image_generated_in_the_same_row(make_unirl
 
     own = flags[0]  # [N] the self row's K repeated rows, then the pair's (or the other way round)
     assert own.any() and (~own).any()  # a mixed batch
-    expected = trainer.backbone.processor.preprocess_images(decoded[0])  # the step's freshly decoded images, tensor path
+    expected = trainer.backbone.processor.preprocess_images(
+        decoded[0]
+    )  # the step's freshly decoded images, tensor path
     understanding_batch = seen[0]  # the first vision-tower call of the step: the understanding rollout
     assert torch.equal(understanding_batch[own], expected[own])  # row i answers about the image of row i
     assert not torch.allclose(understanding_batch[~own], expected[~own])  # PairUG rows: their own image file
@@ -172,7 +172,9 @@ def test_image_rewards_on_a_mixed_batch_for_each_judge(make_unirl_trainer, tmp_p
         return
     assert [v is not None for v in calls["self_check"]["out"]] == [not o for o in own]  # PairUG rows with a question
     (judge, questions), = judged  # one decode of every row  # fmt: skip
-    assert questions == [trainer.args.understanding_prompt_template.format(question=row["gen_question"]) for row in rows]
+    assert questions == [
+        trainer.args.understanding_prompt_template.format(question=row["gen_question"]) for row in rows
+    ]
     assert (judge is trainer.judge) == (mode == "frozen") and (trainer.judge is None) == (mode != "frozen")
     if mode == "frozen":
         assert judge is not model and not any(p.requires_grad for p in judge.parameters())

@@ -7,8 +7,8 @@ import torch
 
 import janus
 from data_tools.make_unirl_prompts import build_rows
-from janus.gumbel import conditional_gumbel, straight_through, straight_through_pixels
 from janus.backbone import JanusBackbone
+from janus.gumbel import conditional_gumbel, straight_through, straight_through_pixels
 from open_r1.trainer.unirl_sft import UniRLSFTConfig, UniRLSFTTrainer, load_self_rows
 
 
