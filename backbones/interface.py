@@ -163,9 +163,11 @@ class Backbone(Protocol):
         options: AnswerSampling,
         generated: GeneratedImages | None = None,
         own_image: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Rollout:
         """One answer per (question, image) (no grad). Rows flagged `own_image` [N] bool answer about the image
-        generated in their row (`generated`, UniRL) instead of `images[i]` (None there)."""
+        generated in their row (`generated`, UniRL) instead of `images[i]` (None there). `generator` seeds the
+        draws (None: the global RNG, as in training). `record["input_ids"]` holds the prompt tokens [N, T]."""
         ...
 
     def answer_rollout(

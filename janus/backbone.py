@@ -165,6 +165,7 @@ class JanusBackbone:
         options: AnswerSampling,
         generated: GeneratedImages | None = None,
         own_image: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Rollout:
         record = self._understanding_record(model, questions, images, options, generated, own_image)
         # Frozen vision tower + aligner: the rollout's image features serve every log-prob pass of the step.
@@ -176,7 +177,7 @@ class JanusBackbone:
             model, batch, max_new_tokens=options.max_new_tokens, temperature=options.temperature,
             top_p=options.top_p, top_k=options.top_k or None,  # TRL uses 0 / None for "no top-k"
             do_sample=options.do_sample, eos_token_id=self.processor.special.eos_id, pad_token_id=self.pad_id,
-            return_logps=True, features=features, decode=options.decode or default_decode(device),
+            generator=generator, return_logps=True, features=features, decode=options.decode or default_decode(device),
         )  # fmt: skip
         if features is not None:
             record["features"] = features  # [N, P, D]

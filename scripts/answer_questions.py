@@ -17,13 +17,12 @@ from pathlib import Path
 
 import torch
 
-from janus.sampling import sample_answer_tokens
+from backbones import AnswerSampling
 from open_r1.evaluation.common import (
     add_checkpoint_args,
     add_decode_arg,
     atomic_write_text,
     decode_image,
-    decode_mode,
     is_main_process,
     load_model,
     model_device,
@@ -81,31 +80,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def answer_all(model, processor, records: list[dict], args: argparse.Namespace) -> list[str]:
+def answer_all(model, backbone, records: list[dict], args: argparse.Namespace) -> list[str]:
     """The answer to every record, `--batch_size` questions per sampler call."""
-    device = model_device(model)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    generator = torch.Generator(device=model_device(model)).manual_seed(args.seed)
+    options = AnswerSampling(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        do_sample=args.do_sample, decode=args.rollout_decode,
+    )  # fmt: skip
     answers: list[str] = []
     with progress(len(records), "answering", "question") as bar:
         for start in range(0, len(records), args.batch_size):
             chunk = records[start : start + args.batch_size]
             images = [decode_image(r["_resolved_image"], where=f"{r['_where']}: image_path") for r in chunk]
-            batch = processor.encode_understanding([r["question"] for r in chunk], images).to(device)
-            warn_if_too_long(model, batch.input_ids.shape[1], args.max_new_tokens, chunk[0]["_where"])
-            samples = sample_answer_tokens(
-                model,
-                batch,
-                max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                top_k=args.top_k,
-                do_sample=args.do_sample,
-                generator=generator,
-                decode=decode_mode(args.rollout_decode, device),
-                eos_token_id=processor.special.eos_id,
-                pad_token_id=processor.special.pad_id,
-            )
-            answers += processor.decode_answers(samples.completion_ids)
+            with torch.no_grad():
+                rollout = backbone.sample_answers(
+                    model, [r["question"] for r in chunk], images, options, generator=generator
+                )
+            warn_if_too_long(model, rollout.record["input_ids"].shape[1], args.max_new_tokens, chunk[0]["_where"])
+            answers += backbone.decode_answers(rollout.completion_ids)
             bar.update(len(chunk))
     return answers
 
@@ -117,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(f"--batch_size {args.batch_size} must be >= 1.")
     check_output(args)
     records = read_questions(args.input, args.image_root or args.input.parent)
-    model, processor = load_model(args.model_path, args.device, args.dtype)
-    answers = answer_all(model, processor, records, args)
+    model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
+    answers = answer_all(model, backbone, records, args)
     lines = [
         json.dumps({k: v for k, v in record.items() if not k.startswith("_")} | {"answer": answer}, ensure_ascii=False)
         for record, answer in zip(records, answers)

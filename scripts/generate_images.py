@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from janus.decode import decode_image_tokens, to_pil
-from janus.sampling import image_seed, sample_image_tokens
+from backbones import ImageSampling
+from backbones.interface import to_pil
+from janus.sampling import image_seed
 from open_r1.evaluation.common import (
     add_checkpoint_args,
     add_decode_arg,
     atomic_write_text,
-    decode_mode,
     dtype_name,
     is_main_process,
     load_model,
@@ -87,27 +87,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def draw(model, processor, prompts: list[str], jobs: list[tuple[int, int]], args: argparse.Namespace) -> None:
+def draw(model, backbone, prompts: list[str], jobs: list[tuple[int, int]], args: argparse.Namespace) -> None:
     """Sample and save the image of every (prompt index, sample index) in `jobs`, `--batch_size` at a time."""
     device = model_device(model)
+    options = ImageSampling(
+        cfg_weight=args.cfg_weight, temperature=args.temperature, top_k=args.top_k, decode=args.rollout_decode
+    )
     with progress(len(jobs), "drawing", "image") as bar:
         for start in range(0, len(jobs), args.batch_size):
             chunk = jobs[start : start + args.batch_size]
-            batch = processor.encode_generation([prompts[p] for p, _ in chunk]).to(device)
-            warn_if_too_long(model, batch.input_ids.shape[1], processor.num_image_tokens, f"prompt {chunk[0][0]}")
-            samples = sample_image_tokens(
-                model,
-                batch,
-                cfg_weight=args.cfg_weight,
-                temperature=args.temperature,
-                top_k=args.top_k,
-                generator=[torch.Generator(device=device).manual_seed(image_seed(args.seed, p, s)) for p, s in chunk],
-                decode=decode_mode(args.rollout_decode, device),
-            )
-            # One image per decode: the VQ decoder's float output moves with its batch size (~1e-6, enough to flip a
-            # rounded pixel), and decoding is cheap next to sampling the image tokens.
-            for (p, s), tokens in zip(chunk, samples.tokens):
-                save_png(to_pil(decode_image_tokens(model, tokens.unsqueeze(0)))[0], args.out_dir / image_name(p, s))
+            generators = [torch.Generator(device=device).manual_seed(image_seed(args.seed, p, s)) for p, s in chunk]
+            with torch.no_grad():
+                images = backbone.sample_images(model, [prompts[p] for p, _ in chunk], options, generators)
+                tokens = images.rollout.completion_ids
+                warn_if_too_long(
+                    model, images.rollout.record["input_ids"].shape[1], tokens.shape[1], f"prompt {chunk[0][0]}"
+                )
+                # One image per decode: a VQ decoder's float output moves with its batch size (~1e-6, enough to flip
+                # a rounded pixel), and decoding is cheap next to sampling the image tokens.
+                for (p, s), row in zip(chunk, tokens):
+                    pixels = backbone.decode_images(model, row.unsqueeze(0))
+                    save_png(to_pil(pixels.float().cpu())[0], args.out_dir / image_name(p, s))
             bar.update(len(chunk))
 
 
@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> None:
             "Sampling %d of %d images for %d prompts into %s", len(todo), len(jobs), len(prompts), args.out_dir
         )
         if todo:
-            model, processor = load_model(args.model_path, args.device, args.dtype)
-            draw(model, processor, prompts, todo, args)
+            model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
+            draw(model, backbone, prompts, todo, args)
         records = [
             {"file": image_name(p, s), "prompt": prompts[p], "prompt_index": p, "sample_index": s} | settings
             for p, s in jobs

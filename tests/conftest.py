@@ -38,3 +38,12 @@ def tiny_janus(tiny_janus_path):
     model, processor = janus.load_pretrained(tiny_janus_path, dtype=torch.float32, device="cpu")
     model.eval()
     return model, processor
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tiny_janus):
+    """`(model, backbone)`: the same tiny model behind the backbone interface (`janus.backbone.JanusBackbone`)."""
+    from janus.backbone import JanusBackbone
+
+    model, processor = tiny_janus
+    return model, JanusBackbone(processor)

@@ -19,24 +19,22 @@ import string
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from backbones import BACKBONES, AnswerSampling, Backbone, ImageSampling, load_backbone
+from backbones.interface import to_pil
 from data_tools.jsonl import (  # the repo's one atomic writer (tmp + os.replace) and JSONL reader (file:line errors)
     atomic_write_bytes,
     atomic_write_text,
     iter_jsonl,
 )
+from janus.sampling import image_seed  # a pure seed hash, shared by every backbone's drivers
 from open_r1.evaluation.run_key import claim_out_dir, make_key
-
-if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
-
-    from janus import JanusProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +62,14 @@ def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 
 def load_model(
-    model_path: str | Path, device: str | None = None, dtype: str | None = None
-) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
-    """`(model, processor)` from a local checkpoint in either Janus format, in eval mode."""
-    import janus
-
+    model_path: str | Path, device: str | None = None, dtype: str | None = None, backbone: str | None = None
+) -> tuple[torch.nn.Module, Backbone]:
+    """`(model, backbone)` from a local checkpoint (any layout its backbone reads), in eval mode; `backbone` None
+    infers the family from the checkpoint's config.json."""
     resolved = resolve_device(device)
-    model, processor = janus.load_pretrained(model_path, dtype=resolve_dtype(dtype, resolved), device=resolved)
+    found, model = load_backbone(model_path, backbone, dtype=resolve_dtype(dtype, resolved), device=resolved)
     model.eval()
-    return model, processor
+    return model, found
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -324,7 +321,7 @@ class AnswerSettings:
     max_new_tokens: int = 512
     temperature: float = 1.0
     do_sample: bool = False
-    system_prompt: str | None = None  # None: the processor's default Janus-Pro system prompt
+    system_prompt: str | None = None  # None: the backbone's default (Janus-Pro's official system prompt)
     # Wraps each benchmark question, e.g. the trainer's think/answer template (open_r1.configs); "{question}" = as is.
     question_template: str = "{question}"
     # janus decode loop: "compiled" | "eager" | None (compiled on CUDA); same draws either way, so not in the key.
@@ -355,8 +352,8 @@ def check_question_template(template: str) -> None:
 
 
 def answer_items(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     items: Sequence[UnderstandingItem],
     log: PredictionLog,
     settings: AnswerSettings,
@@ -375,7 +372,7 @@ def answer_items(
     with progress(len(pending), "answering", "question") as bar:
         for start in range(0, len(pending), settings.batch_size):
             chunk = pending[start : start + settings.batch_size]
-            texts = _answer_batch(model, processor, chunk, settings)
+            texts = _answer_batch(model, backbone, chunk, settings)
             log.append(
                 [
                     {**item.meta, "id": item.id, "question": item.question, "answer": item.answer, "prediction": text}
@@ -387,29 +384,23 @@ def answer_items(
 
 
 def _answer_batch(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     items: Sequence[UnderstandingItem],
     settings: AnswerSettings,
 ) -> list[str]:
-    import janus
-
-    prompt_kwargs = {} if settings.system_prompt is None else {"system_prompt": settings.system_prompt}
     images = [item.load_image() for item in items]
     questions = [settings.question_template.format(question=item.question) for item in items]
-    batch = processor.encode_understanding(questions, images, **prompt_kwargs)
-    warn_if_too_long(model, batch.input_ids.shape[1], settings.max_new_tokens, f"question {items[0].id!r}")
-    samples = janus.sample_answer_tokens(
-        model,
-        batch.to(model_device(model)),
-        max_new_tokens=settings.max_new_tokens,
-        temperature=settings.temperature,
-        do_sample=settings.do_sample,
-        eos_token_id=processor.special.eos_id,
-        pad_token_id=processor.special.pad_id,
-        decode=decode_mode(settings.rollout_decode, model_device(model)),
-    )
-    return processor.decode_answers(samples.completion_ids.cpu())
+    options = AnswerSampling(
+        max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, do_sample=settings.do_sample,
+        system_prompt=settings.system_prompt, decode=settings.rollout_decode,
+    )  # fmt: skip
+    with torch.no_grad():
+        rollout = backbone.sample_answers(model, questions, images, options)
+    prompt_ids = rollout.record.get("input_ids")  # the backbones' convention for the prompt tokens [N, T]
+    if prompt_ids is not None:
+        warn_if_too_long(model, prompt_ids.shape[1], settings.max_new_tokens, f"question {items[0].id!r}")
+    return backbone.decode_answers(rollout.completion_ids.cpu())
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -449,8 +440,8 @@ class GenerationSettings:
 
 
 def generate_jobs(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     jobs: Sequence[GenerationJob],
     settings: GenerationSettings,
 ) -> int:
@@ -469,7 +460,7 @@ def generate_jobs(
         for start in range(0, len(todo), settings.prompts_per_batch):
             group = todo[start : start + settings.prompts_per_batch]
             prompts = [job.prompt for job in group]
-            images = sample_images(model, processor, prompts, settings, [job.index for job in group])
+            images = sample_images(model, backbone, prompts, settings, [job.index for job in group])
             for job, job_images in zip(group, images):
                 job.write(job_images)
             bar.update(len(group))
@@ -477,49 +468,49 @@ def generate_jobs(
 
 
 def sample_images(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     prompts: Sequence[str],
     settings: GenerationSettings,
     indices: Sequence[int],
 ) -> list[list[Image.Image]]:
-    """`samples_per_prompt` images for each prompt with the janus CFG sampler; image s of prompt `indices[p]` draws
-    from its own generator seeded by `image_seed(settings.seed, indices[p], s)`, so it does not depend on the batch.
+    """`samples_per_prompt` images for each prompt with the backbone's CFG sampler; image s of prompt `indices[p]`
+    draws from its own generator seeded by `image_seed(settings.seed, indices[p], s)`, so it does not depend on the
+    batch.
     """
-    import janus
-    from janus.sampling import image_seed
-
     device = model_device(model)
     k = settings.samples_per_prompt
-    batch = processor.encode_generation(list(prompts)).repeat_interleave(k).to(device)  # rows: p0 x k, p1 x k, ...
-    warn_if_too_long(model, batch.input_ids.shape[1], processor.num_image_tokens, f"prompt {indices[0]}")
+    rows = [prompt for prompt in prompts for _ in range(k)]  # rows: p0 x k, p1 x k, ...
     seeds = [image_seed(settings.seed, index, sample) for index in indices for sample in range(k)]  # same row order
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
-    tokens = janus.sample_image_tokens(
-        model,
-        batch,
-        cfg_weight=settings.cfg_weight,
-        temperature=settings.temperature,
-        generator=generators,
-        decode=decode_mode(settings.rollout_decode, device),
-    ).tokens  # [P * k, I]
-    return [decode_images(model, prompt_tokens, settings.decode_batch_size) for prompt_tokens in tokens.split(k)]
+    options = ImageSampling(
+        cfg_weight=settings.cfg_weight, temperature=settings.temperature, decode=settings.rollout_decode
+    )
+    with torch.no_grad():
+        images = backbone.sample_images(model, rows, options, generators)
+    tokens = images.rollout.completion_ids  # [P * k, I]
+    prompt_ids = images.rollout.record.get("input_ids")
+    if prompt_ids is not None:
+        warn_if_too_long(model, prompt_ids.shape[1], tokens.shape[1], f"prompt {indices[0]}")
+    return [
+        decode_images(model, backbone, prompt_tokens, settings.decode_batch_size) for prompt_tokens in tokens.split(k)
+    ]
 
 
 def decode_images(
-    model: JanusForConditionalGeneration, tokens: torch.LongTensor, batch_size: int
+    model: torch.nn.Module, backbone: Backbone, tokens: torch.LongTensor, batch_size: int
 ) -> list[Image.Image]:
     """PIL images of one prompt's image tokens [k, I], decoded `batch_size` at a time.
 
-    Per prompt, not per sampler call: the VQ decoder's float output moves by ~1e-6 with its batch size (enough to
-    flip a rounded pixel), so decode batches must not depend on `prompts_per_batch` for the PNGs to be identical.
+    Per prompt, not per sampler call: a VQ decoder's float output moves by ~1e-6 with its batch size (enough to
+    flip a rounded pixel), so decode batches must not depend on `prompts_per_batch` for the PNGs to be identical
+    (which is also why the sampler's own decoded pixels are not used here).
     """
-    import janus
-
     images: list[Image.Image] = []
     for start in range(0, tokens.shape[0], batch_size):
-        pixels = janus.decode_image_tokens(model, tokens[start : start + batch_size])  # [b, 3, H, W]
-        images += janus.to_pil(pixels.float().cpu())
+        with torch.no_grad():
+            pixels = backbone.decode_images(model, tokens[start : start + batch_size])  # [b, 3, H, W]
+        images += to_pil(pixels.float().cpu())
     return images
 
 
@@ -583,8 +574,15 @@ def setup_logging() -> None:
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
-    """--model_path, --device, --dtype: what `load_model` takes (also the janus CLIs in scripts/)."""
-    parser.add_argument("--model_path", required=True, help="Local Janus-Pro checkpoint (DeepSeek or transformers).")
+    """--model_path, --backbone, --device, --dtype: what `load_model` takes (also the CLIs in scripts/)."""
+    parser.add_argument(
+        "--model_path",
+        required=True,
+        help="Local checkpoint folder (e.g. Janus-Pro, DeepSeek or transformers layout).",
+    )
+    parser.add_argument(
+        "--backbone", default=None, choices=sorted(BACKBONES), help="Model family (default: from its config.json)."
+    )
     parser.add_argument("--device", default=None, help="Default: cuda if available, else cpu.")
     parser.add_argument(
         "--dtype", default=None, choices=sorted(DTYPES), help="Default: bfloat16 on GPU, else float32."
@@ -642,7 +640,7 @@ def add_answer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
     parser.add_argument("--max_new_tokens", type=int, default=defaults.max_new_tokens)
     parser.add_argument(
-        "--system_prompt", default=None, help="Override the processor's default system prompt (same for all runs)."
+        "--system_prompt", default=None, help="Override the backbone's default system prompt (same for all runs)."
     )
     parser.add_argument(
         "--question_template",
@@ -695,8 +693,8 @@ def add_understanding_args(parser: argparse.ArgumentParser, data_help: str) -> N
 
 
 def answer_and_save(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     items: Sequence[UnderstandingItem],
     out_dir: str | Path,
     settings: AnswerSettings,
@@ -706,7 +704,7 @@ def answer_and_save(
     if len(set(ids)) != len(ids):
         raise ValueError("benchmark items have duplicate ids; pass each benchmark file once.")
     log = PredictionLog(Path(out_dir) / "predictions.jsonl")
-    return answer_items(model, processor, items, log, settings)
+    return answer_items(model, backbone, items, log, settings)
 
 
 def understanding_outputs(out_dir: Path) -> list[Path]:
@@ -763,8 +761,8 @@ class UnderstandingBenchmark:
 
     def run(
         self,
-        model: JanusForConditionalGeneration,
-        processor: JanusProcessor,
+        model: torch.nn.Module,
+        backbone: Backbone,
         data: Sequence[str | Path],
         out_dir: str | Path,
         settings: AnswerSettings,
@@ -779,18 +777,18 @@ class UnderstandingBenchmark:
             model_path or model_path_of(model), data, settings, limit, dtype_name(model), loader_options
         )
         with claim_out_dir(out_dir, key, understanding_outputs, overwrite):
-            return self._answer_and_score(model, processor, items, out_dir, settings, key)
+            return self._answer_and_score(model, backbone, items, out_dir, settings, key)
 
     def _answer_and_score(
         self,
-        model: JanusForConditionalGeneration,
-        processor: JanusProcessor,
+        model: torch.nn.Module,
+        backbone: Backbone,
         items: Sequence[UnderstandingItem],
         out_dir: str | Path,
         settings: AnswerSettings,
         key: dict[str, Any],
     ) -> BenchmarkResult:
-        records = answer_and_save(model, processor, items, out_dir, settings)
+        records = answer_and_save(model, backbone, items, out_dir, settings)
         metrics = self.score(records)
         result = BenchmarkResult(
             self.name,
@@ -823,8 +821,8 @@ class UnderstandingBenchmark:
         items = self.load_checked(args.data, args.limit, **options)
         key = self.run_key(args.model_path, args.data, settings, args.limit, dtype_name(args), options)
         with claim_out_dir(args.out_dir, key, understanding_outputs, args.overwrite):
-            model, processor = load_model(args.model_path, args.device, args.dtype)
-            result = self._answer_and_score(model, processor, items, args.out_dir, settings, key)
+            model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
+            result = self._answer_and_score(model, backbone, items, args.out_dir, settings, key)
         if not is_main_process():
             return None
         out = Path(args.out_dir)

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from open_r1.evaluation.common import (
-    DTYPES,
     BenchmarkResult,
     GenerationJob,
     GenerationSettings,
+    add_checkpoint_args,
     add_generation_args,
     atomic_write_text,
     check_limit,
@@ -42,9 +42,9 @@ from open_r1.evaluation.common import (
 from open_r1.evaluation.run_key import claim_out_dir, make_key
 
 if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
+    import torch
 
-    from janus import JanusProcessor
+    from backbones import Backbone
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,8 @@ def run_key(
 
 
 def run_geneval(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     metadata_path: str | Path,
     out_dir: str | Path,
     settings: GenerationSettings,
@@ -156,19 +156,19 @@ def run_geneval(
     metadata = load_metadata(metadata_path)[:limit]
     key = run_key(model_path or model_path_of(model), metadata_path, settings, grid, limit, dtype_name(model))
     with claim_out_dir(out_dir, key, prompt_folders, overwrite):
-        return _draw(model, processor, metadata, out_dir, settings, grid)
+        return _draw(model, backbone, metadata, out_dir, settings, grid)
 
 
 def _draw(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     metadata: Sequence[dict[str, Any]],
     out_dir: str | Path,
     settings: GenerationSettings,
     grid: bool,
 ) -> int:
     jobs = build_jobs(metadata, out_dir, settings.samples_per_prompt, grid)
-    drawn = generate_jobs(model, processor, jobs, settings)
+    drawn = generate_jobs(model, backbone, jobs, settings)
     logger.info("GenEval: %d prompts drawn, %d already complete, in %s", drawn, len(jobs) - drawn, out_dir)
     return drawn
 
@@ -208,11 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="Draw images for every GenEval prompt (resumable).")
-    generate.add_argument("--model_path", required=True)
+    add_checkpoint_args(generate)
     generate.add_argument("--metadata", required=True, help="GenEval prompts/evaluation_metadata.jsonl")
     generate.add_argument("--out_dir", required=True)
-    generate.add_argument("--device", default=None)
-    generate.add_argument("--dtype", default=None, choices=sorted(DTYPES))
     generate.add_argument("--grid", action="store_true", help="Also write grid.png per prompt.")
     generate.add_argument("--limit", type=int, default=None, help="Only the first N prompts (part of the run key).")
     generate.add_argument("--overwrite", action="store_true", help="Delete another run's images in --out_dir first.")
@@ -231,8 +229,8 @@ def generate(args: argparse.Namespace) -> str:
     metadata = load_metadata(args.metadata)[: args.limit]
     key = run_key(args.model_path, args.metadata, settings, args.grid, args.limit, dtype_name(args))
     with claim_out_dir(args.out_dir, key, prompt_folders, args.overwrite):
-        model, processor = load_model(args.model_path, args.device, args.dtype)
-        drawn = _draw(model, processor, metadata, args.out_dir, settings, args.grid)
+        model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
+        drawn = _draw(model, backbone, metadata, args.out_dir, settings, args.grid)
     return (
         f"GenEval: {drawn} prompts drawn, {len(metadata) - drawn} already complete; {len(metadata)} prompt folders "
         f"(<index>/samples/*.png, {settings.samples_per_prompt} per prompt) in {args.out_dir}. Score them with "

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_r1.evaluation.common import (
-    DTYPES,
     GenerationJob,
     GenerationSettings,
+    add_checkpoint_args,
     add_generation_args,
     check_limit,
     dtype_name,
@@ -34,9 +34,9 @@ from open_r1.evaluation.common import (
 from open_r1.evaluation.run_key import claim_out_dir, make_key
 
 if TYPE_CHECKING:
-    from transformers import JanusForConditionalGeneration
+    import torch
 
-    from janus import JanusProcessor
+    from backbones import Backbone
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ def run_key(
 
 
 def run_wise(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     prompt_files: Sequence[str | Path],
     out_dir: str | Path,
     settings: GenerationSettings,
@@ -131,29 +131,27 @@ def run_wise(
     prompts = checked_prompts(prompt_files, settings, limit)
     key = run_key(model_path or model_path_of(model), prompt_files, settings, limit, dtype_name(model))
     with claim_out_dir(out_dir, key, prompt_images, overwrite):
-        return _draw(model, processor, prompts, out_dir, settings)
+        return _draw(model, backbone, prompts, out_dir, settings)
 
 
 def _draw(
-    model: JanusForConditionalGeneration,
-    processor: JanusProcessor,
+    model: torch.nn.Module,
+    backbone: Backbone,
     prompts: Sequence[dict[str, Any]],
     out_dir: str | Path,
     settings: GenerationSettings,
 ) -> int:
     jobs = build_jobs(prompts, out_dir)
-    drawn = generate_jobs(model, processor, jobs, settings)
+    drawn = generate_jobs(model, backbone, jobs, settings)
     logger.info("WISE: %d prompts drawn, %d already present, in %s", drawn, len(jobs) - drawn, out_dir)
     return drawn
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_path", required=True)
+    add_checkpoint_args(parser)
     parser.add_argument("--prompts", nargs="+", required=True, help="WISE data/*.json prompt files")
     parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default=None, choices=sorted(DTYPES))
     parser.add_argument("--limit", type=int, default=None, help="Only the first N prompts (part of the run key).")
     parser.add_argument("--overwrite", action="store_true", help="Delete another run's images in --out_dir first.")
     add_generation_args(parser, samples_per_prompt=1)
@@ -169,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> str | None:
     prompts = checked_prompts(args.prompts, settings, args.limit)
     key = run_key(args.model_path, args.prompts, settings, args.limit, dtype_name(args))
     with claim_out_dir(args.out_dir, key, prompt_images, args.overwrite):
-        model, processor = load_model(args.model_path, args.device, args.dtype)
-        drawn = _draw(model, processor, prompts, args.out_dir, settings)
+        model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
+        drawn = _draw(model, backbone, prompts, args.out_dir, settings)
     if not is_main_process():
         return None
     return (

@@ -20,8 +20,9 @@ def png():
 
 @pytest.fixture
 def count_calls(monkeypatch):
-    """`count_calls("sample_image_tokens")` wraps that janus function and returns a list that grows per call."""
-    import janus
+    """`count_calls("sample_image_tokens")` wraps that janus function (as the Janus backbone calls it) and returns a
+    list that grows per call."""
+    import janus.backbone as janus
 
     def install(name: str) -> list:
         calls = []

@@ -80,8 +80,8 @@ def test_percent_and_table_formatting():
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.50 |", "| y | - |"]
 
 
-def test_answer_items_answers_only_what_is_missing(tiny_janus, tmp_path, count_calls):
-    model, processor = tiny_janus
+def test_answer_items_answers_only_what_is_missing(tiny_backbone, tmp_path, count_calls):
+    model, backbone = tiny_backbone
     calls = count_calls("sample_answer_tokens")
     items = [
         UnderstandingItem(str(i), f"Question {i}?", "yes", lambda: Image.new("RGB", (40, 30), "red"), {"k": i})
@@ -89,30 +89,30 @@ def test_answer_items_answers_only_what_is_missing(tiny_janus, tmp_path, count_c
     ]
     log = PredictionLog(tmp_path / "predictions.jsonl")
     settings = AnswerSettings(batch_size=2, max_new_tokens=4)
-    first = answer_items(model, processor, items[:3], log, settings)
+    first = answer_items(model, backbone, items[:3], log, settings)
     assert calls == [2, 1]
-    records = answer_items(model, processor, items, PredictionLog(tmp_path / "predictions.jsonl"), settings)
+    records = answer_items(model, backbone, items, PredictionLog(tmp_path / "predictions.jsonl"), settings)
     assert calls == [2, 1, 2]  # only items 3 and 4 were new
     assert records[:3] == first
     assert [r["id"] for r in records] == ["0", "1", "2", "3", "4"] and records[4]["k"] == 4
     assert all(isinstance(r["prediction"], str) for r in records)
 
 
-def test_question_template_and_system_prompt_reach_the_processor(tiny_janus, tmp_path, monkeypatch):
-    model, processor = tiny_janus
+def test_question_template_and_system_prompt_reach_the_processor(tiny_backbone, tmp_path, monkeypatch):
+    model, backbone = tiny_backbone
     seen = []
-    original = processor.encode_understanding
+    original = backbone.processor.encode_understanding
 
     def spy(questions, images, **kwargs):
         seen.append((questions, kwargs))
         return original(questions, images, **kwargs)
 
-    monkeypatch.setattr(processor, "encode_understanding", spy)
+    monkeypatch.setattr(backbone.processor, "encode_understanding", spy)
     item = UnderstandingItem("q", "Is it red?", "yes", lambda: Image.new("RGB", (8, 8), "red"))
     settings = AnswerSettings(
         max_new_tokens=2, system_prompt="Be brief.", question_template="{question}\nThink first."
     )
-    answer_items(model, processor, [item], PredictionLog(tmp_path / "p.jsonl"), settings)
+    answer_items(model, backbone, [item], PredictionLog(tmp_path / "p.jsonl"), settings)
     assert seen == [(["Is it red?\nThink first."], {"system_prompt": "Be brief."})]
     with pytest.raises(ValueError, match="must contain"):
         AnswerSettings(question_template="no placeholder")

@@ -31,29 +31,29 @@ def _files(folder):
     return {name: data for name, data in files.items() if name not in BOOKKEEPING}
 
 
-def test_geneval_writes_the_official_layout(tiny_janus, geneval_metadata, tmp_path):
-    model, processor = tiny_janus
+def test_geneval_writes_the_official_layout(tiny_backbone, geneval_metadata, tmp_path):
+    model, backbone = tiny_backbone
     out = tmp_path / "geneval"
-    geneval.run_geneval(model, processor, geneval_metadata, out, GenerationSettings(samples_per_prompt=4), grid=True)
+    geneval.run_geneval(model, backbone, geneval_metadata, out, GenerationSettings(samples_per_prompt=4), grid=True)
     expected = {f"{i:05d}/{name}" for i in range(3) for name in ("metadata.jsonl", "grid.png")}
     expected |= {f"{i:05d}/samples/{s:04d}.png" for i in range(3) for s in range(4)}
     assert set(_files(out)) == expected
     for index, row in enumerate(GENEVAL_ROWS):
         # The official scorer reads the file with json.loads(fp.read()).
         assert json.loads((out / f"{index:05d}" / "metadata.jsonl").read_text()) == row
-    side = processor.image_size  # tiny VQ: 4x4 tokens x 8 px
+    side = backbone.processor.image_size  # tiny VQ: 4x4 tokens x 8 px
     assert Image.open(out / "00000/samples/0000.png").size == (side, side)
     assert Image.open(out / "00000/grid.png").size == (4 * side, side)
 
 
 def test_geneval_resume_redraws_only_missing_prompts_with_the_same_seed(
-    tiny_janus, geneval_metadata, tmp_path, count_calls
+    tiny_backbone, geneval_metadata, tmp_path, count_calls
 ):
-    model, processor = tiny_janus
+    model, backbone = tiny_backbone
     calls = count_calls("sample_image_tokens")
     settings = GenerationSettings(samples_per_prompt=2, seed=7)
     out = tmp_path / "run"
-    geneval.run_geneval(model, processor, geneval_metadata, out, settings)
+    geneval.run_geneval(model, backbone, geneval_metadata, out, settings)
     assert calls == [2, 2, 2]  # one sampler call per prompt, its samples batched
     first = _files(out)
     # A crash mid-prompt: prompt 1 lost a sample and its metadata; prompt 2 is gone entirely.
@@ -62,20 +62,20 @@ def test_geneval_resume_redraws_only_missing_prompts_with_the_same_seed(
     for path in sorted((out / "00002").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     untouched = (out / "00000/samples/0000.png").stat().st_mtime_ns
-    geneval.run_geneval(model, processor, geneval_metadata, out, settings)
+    geneval.run_geneval(model, backbone, geneval_metadata, out, settings)
     assert calls == [2, 2, 2, 2, 2]
     assert _files(out) == first  # per-prompt seeds: redrawn prompts are bit-identical
     assert (out / "00000/samples/0000.png").stat().st_mtime_ns == untouched
-    geneval.run_geneval(model, processor, geneval_metadata, out, settings)
+    geneval.run_geneval(model, backbone, geneval_metadata, out, settings)
     assert len(calls) == 5  # complete folder: nothing to do
 
 
-def test_geneval_seed_changes_images_and_batching_prompts_keeps_the_layout(tiny_janus, geneval_metadata, tmp_path):
-    model, processor = tiny_janus
+def test_geneval_seed_changes_images_and_batching_prompts_keeps_the_layout(tiny_backbone, geneval_metadata, tmp_path):
+    model, backbone = tiny_backbone
 
     def run(name, **settings):
         geneval.run_geneval(
-            model, processor, geneval_metadata, tmp_path / name, GenerationSettings(**settings), limit=2
+            model, backbone, geneval_metadata, tmp_path / name, GenerationSettings(**settings), limit=2
         )
         return _files(tmp_path / name)
 
@@ -90,13 +90,13 @@ def test_geneval_seed_changes_images_and_batching_prompts_keeps_the_layout(tiny_
     assert run("c", samples_per_prompt=1, seed=0, prompts_per_batch=2) == seed0
 
 
-def test_geneval_images_do_not_depend_on_prompts_per_batch(tiny_janus, geneval_metadata, tmp_path, count_calls):
-    model, processor = tiny_janus
+def test_geneval_images_do_not_depend_on_prompts_per_batch(tiny_backbone, geneval_metadata, tmp_path, count_calls):
+    model, backbone = tiny_backbone
     calls = count_calls("sample_image_tokens")
 
     def run(name, prompts_per_batch):
         settings = GenerationSettings(samples_per_prompt=2, seed=5, prompts_per_batch=prompts_per_batch)
-        geneval.run_geneval(model, processor, geneval_metadata, tmp_path / name, settings)
+        geneval.run_geneval(model, backbone, geneval_metadata, tmp_path / name, settings)
         return _files(tmp_path / name)
 
     one = run("one", prompts_per_batch=1)
@@ -143,11 +143,11 @@ def wise_files(tmp_path):
     return culture, science
 
 
-def test_wise_writes_prompt_id_pngs_seeded_by_prompt_id(tiny_janus, wise_files, tmp_path, count_calls):
-    model, processor = tiny_janus
+def test_wise_writes_prompt_id_pngs_seeded_by_prompt_id(tiny_backbone, wise_files, tmp_path, count_calls):
+    model, backbone = tiny_backbone
     calls = count_calls("sample_image_tokens")
     settings = GenerationSettings(samples_per_prompt=1, seed=3)
-    wise.run_wise(model, processor, wise_files, tmp_path / "all", settings)
+    wise.run_wise(model, backbone, wise_files, tmp_path / "all", settings)
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
         ".lock",
         "1.png",
@@ -155,12 +155,12 @@ def test_wise_writes_prompt_id_pngs_seeded_by_prompt_id(tiny_janus, wise_files, 
         "701.png",
         "run_key.json",
     ]
-    wise.run_wise(model, processor, wise_files[1:], tmp_path / "science", settings)
+    wise.run_wise(model, backbone, wise_files[1:], tmp_path / "science", settings)
     # The seed follows the prompt id, so the image does not depend on which files were passed.
     assert (tmp_path / "science/701.png").read_bytes() == (tmp_path / "all/701.png").read_bytes()
     (tmp_path / "all/2.png").unlink()
     before = len(calls)
-    wise.run_wise(model, processor, wise_files, tmp_path / "all", settings)
+    wise.run_wise(model, backbone, wise_files, tmp_path / "all", settings)
     assert len(calls) == before + 1
 
 

@@ -199,19 +199,19 @@ def mme_parquet(tmp_path, png):
     return path
 
 
-def test_mme_loader_and_resumed_run(tiny_janus, mme_parquet, tmp_path, count_calls):
-    model, processor = tiny_janus
+def test_mme_loader_and_resumed_run(tiny_backbone, mme_parquet, tmp_path, count_calls):
+    model, backbone = tiny_backbone
     items = mme.load_items([mme_parquet])
     assert [i.meta["subtask"] for i in items] == ["existence"] * 2 + ["ocr"] * 2 + ["code_reasoning"] * 2
     assert items[0].meta["image_key"] == items[1].meta["image_key"] == "existence/a.png"
     assert items[0].answer == "yes" and len({i.id for i in items}) == 6
     calls = count_calls("sample_answer_tokens")
     out = tmp_path / "mme_out"
-    first = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
+    first = mme.BENCHMARK.run(model, backbone, [mme_parquet], out, SETTINGS)
     predictions = out / "predictions.jsonl"
     lines = predictions.read_text().splitlines(keepends=True)
     predictions.write_text("".join(lines[:3]) + lines[3][:20])  # killed while writing the 4th line
-    result = mme.BENCHMARK.run(model, processor, [mme_parquet], out, SETTINGS)
+    result = mme.BENCHMARK.run(model, backbone, [mme_parquet], out, SETTINGS)
     assert calls == [4, 2, 3]  # the resumed run answered only the 3 lost questions
     assert predictions.read_text().splitlines(keepends=True) == lines  # the same answers, byte for byte
     assert result == first and set(result.metrics["subtasks"]) == {"existence", "ocr", "code_reasoning"}
