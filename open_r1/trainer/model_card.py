@@ -56,6 +56,7 @@ class ModelCardInfo:
     model_name: str
     base_model: str | None
     method: str = "PairGRPO"
+    backbone: str = "janus"  # backbones.BACKBONES name: the usage examples follow it
     data_file: str | None = None
     recipe: str | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +106,7 @@ def model_card_info(trainer: Any, model_name: str, folder: Path, data_file: str 
         model_name=model_name,
         base_model=getattr(trainer.model.config, "_name_or_path", None) or None,
         method=method,
+        backbone=getattr(getattr(trainer, "backbone", None), "name", "janus"),
         data_file=data_file or launch.get("data_file"),
         recipe=launch.get("recipe"),
         hyperparameters=hyperparameters,
@@ -114,7 +116,39 @@ def model_card_info(trainer: Any, model_name: str, folder: Path, data_file: str 
     )
 
 
-def _usage(path: str) -> str:
+# Display names of the backbones in the card's first line.
+FAMILIES = {"janus": "Janus-Pro", "lumina_dimoo": "Lumina-DiMOO", "showo": "Show-o"}
+
+
+def _generic_usage(path: str, backbone: str) -> str:
+    """Usage through the backbone interface: the same calls for every family (`backbones.Backbone`)."""
+    quoted = repr(path)
+    return f"""## Usage
+
+With this repository (`backbones` + its `{backbone}` package, the same code that trained it):
+
+```python
+import torch
+from PIL import Image
+
+from backbones import AnswerSampling, ImageSampling, load_backbone
+from backbones.interface import to_pil
+
+backbone, model = load_backbone({quoted}, backbone={backbone!r})
+with torch.no_grad():
+    answers = backbone.sample_answers(model, ["What is in the image?"], [Image.open("image.jpg")],
+                                      AnswerSampling(max_new_tokens=64, do_sample=False))
+    print(backbone.decode_answers(answers.completion_ids)[0])
+    images = backbone.sample_images(model, ["a red apple on a wooden table"], ImageSampling(),
+                                    torch.Generator().manual_seed(0))
+to_pil(images.pixels)[0].save("apple.png")
+```
+"""
+
+
+def _usage(path: str, backbone: str = "janus") -> str:
+    if backbone != "janus":
+        return _generic_usage(path, backbone)
     quoted = repr(path)
     return f"""## Usage
 
@@ -164,12 +198,16 @@ def render_model_card(info: ModelCardInfo) -> str:
     """The README.md text (Hub metadata header + sections) for `info`."""
     title, link = METHODS.get(info.method, (info.method, None))
     base = info.base_model or "not recorded"
-    header = {"library_name": "transformers", "pipeline_tag": "any-to-any", "tags": ["janus", "pairuni", info.method]}
+    header = {
+        "library_name": "transformers",
+        "pipeline_tag": "any-to-any",
+        "tags": [info.backbone, "pairuni", info.method],
+    }
     if info.base_model and not Path(info.base_model).is_absolute():
         header["base_model"] = info.base_model
     lines = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "", f"# {info.model_name}", ""]
     lines.append(
-        f"Janus-Pro fine-tuned with **{info.method}** ([{title}]({link}))"
+        f"{FAMILIES.get(info.backbone, info.backbone)} fine-tuned with **{info.method}** ([{title}]({link}))"
         if link
         else f"Fine-tuned with {info.method}"
     )
@@ -187,7 +225,7 @@ def render_model_card(info: ModelCardInfo) -> str:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" for k, v in info.metrics.items()]
     else:
         lines.append("No reward metrics were logged yet.")
-    lines += ["", _usage(info.model_path)]
+    lines += ["", _usage(info.model_path, info.backbone)]
     return "\n".join(lines)
 
 

@@ -32,6 +32,15 @@ def test_card_names_method_base_data_recipe_and_metrics(method, link):
     assert "janus.load_pretrained" in card and 'generation_mode="image"' in card
 
 
+def test_card_of_another_backbone_uses_the_backbone_interface():
+    card = render_model_card(ModelCardInfo("run", "/m/Lumina-DiMOO", backbone="lumina_dimoo", model_path="/out/run"))
+    assert card.splitlines()[card.splitlines().index("# run") + 2].startswith("Lumina-DiMOO fine-tuned with")
+    assert "janus.load_pretrained" not in card and "- lumina_dimoo" in card  # tags
+    code = card.split("```python\n")[1].split("```")[0]
+    compile(code, "usage", "exec")  # the snippet is valid Python
+    assert "load_backbone('/out/run', backbone='lumina_dimoo')" in code
+
+
 def test_launch_arguments_read_the_command_and_its_recipe(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("pair_data_path: data/from_recipe.jsonl\nlearning_rate: 1.0e-6\n")
@@ -79,7 +88,7 @@ def test_checkpoint_carries_card_and_is_a_transformers_folder(make_trainer, pair
     assert (tmp_path / "run" / "README.md").is_file()
     assert json.loads((checkpoint / "config.json").read_text())["model_type"] == "janus"
     model.eval()
-    processor = trainer.processor
+    processor = trainer.backbone.processor
     with torch.no_grad():
         assert_transformers_folder_works(checkpoint, model, processor)
     monkeypatch.chdir(tmp_path)
