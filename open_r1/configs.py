@@ -12,6 +12,7 @@ from trl import GRPOConfig
 
 from open_r1.advantages import PAIR_WEIGHTING_MODES
 from open_r1.runtime import launch_world_size
+from open_r1.trainer.loss import LOSS_TYPES
 from rewards import JUDGED_REWARDS
 from rewards.reward_unirl import DEFAULT_JUDGE_MODE, JUDGE_MODES
 
@@ -348,8 +349,6 @@ class PairGRPOConfig(GRPOConfig):
         self.num_generations_text = self.num_generations_image = self.num_generations = k_u
 
     def _validate(self) -> None:
-        from open_r1.trainer.loss import LOSS_TYPES  # not at the top: the trainer package imports this module
-
         choices = {
             "image_logprob": IMAGE_LOGPROB_MODES,
             "pair_weighting": PAIR_WEIGHTING_MODES,

@@ -19,13 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rewards.reward_understand import (
-    completion_text,
-    extract_choice,
-    gold_letter,
-    open_ended_match,
-    parse_options,
-)
+from data_tools.multiple_choice import parse_options
+from rewards.reward_understand import completion_text, extract_choice, gold_letter, open_ended_match
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration

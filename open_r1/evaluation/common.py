@@ -26,6 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from data_tools.image_io import to_rgb
 from data_tools.jsonl import (  # the repo's one atomic writer (tmp + os.replace) and JSONL reader (file:line errors)
     atomic_write_bytes,
     atomic_write_text,
@@ -262,8 +263,6 @@ def decode_image(cell: Any, image_root: str | Path | None = None, where: str = "
 
 
 def _open_image(source: io.BytesIO | Path, where: str) -> Image.Image:
-    from janus.image_io import to_rgb  # lazy: `janus` imports transformers
-
     try:
         with Image.open(source) as image:
             image.load()  # decode now: a corrupt cell fails here, with its row, not mid-batch

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 import janus
-from janus.sampling import image_features
+from janus.forward import image_features
 from janus.static_decode import default_decode
 from open_r1.trainer.rollout import PairRows
 from rewards.reward_unirl import greedy_answers, select_judge_answers

@@ -8,7 +8,7 @@ import torch
 from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
 
 import janus
-from janus.sampling import image_features
+from janus.forward import image_features
 from open_r1.trainer.tasks import TASK_SPECS, TaskBatch, TaskRollout, with_generated_images
 
 K = 4  # tiny_args: num_generations
