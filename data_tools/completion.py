@@ -34,7 +34,8 @@ import pydantic
 from pydantic import BaseModel, Field
 
 from data_tools.jsonl import atomic_write_json
-from data_tools.schema import GenerationSample, UnderstandingSample, format_mcq
+from data_tools.multiple_choice import format_mcq
+from data_tools.schema import GenerationSample, UnderstandingSample
 
 logger = logging.getLogger(__name__)
 

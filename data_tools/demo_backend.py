@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data_tools.completion import Caption, ChatRequest, MultipleChoice, Reply, Verdict
 from data_tools.demo_scenes import COLORS, SHAPES, Scene, describe, multiple_choice
-from rewards.reward_understand import parse_options
+from data_tools.multiple_choice import parse_options
 
 
 class DemoCompletionBackend:

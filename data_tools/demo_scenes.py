@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass
 
 from PIL import Image, ImageDraw
 
-from rewards.reward_demo import COLORS as REWARD_COLORS
-from rewards.reward_toy import BACKGROUND, COUNT_WORDS, SHAPES, WORLD_COLORS
+from data_tools.toy_world import BACKGROUND, COLOR_RGB, COUNT_WORDS, SHAPES, WORLD_COLORS
 
 # Drawn in the demo rewards' own colours and shapes (one table), so a scene scores highest against its own prompt.
-COLORS = {name: tuple(round(255 * c) for c in REWARD_COLORS[name]) for name in WORLD_COLORS}
+COLORS = {name: tuple(round(255 * c) for c in COLOR_RGB[name]) for name in WORLD_COLORS}
 POSITIONS = ("left", "right", "top", "bottom")
 
 

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import models, transforms
 from tqdm import tqdm
 
+from data_tools.image_io import open_rgb
 from data_tools.jsonl import atomic_write_bytes, atomic_write_json
-from janus.image_io import open_rgb
 
 logger = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

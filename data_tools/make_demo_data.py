@@ -17,7 +17,7 @@ from pathlib import Path
 
 from data_tools.demo_scenes import Scene, draw_scene, generation_prompt, multiple_choice, random_scene
 from data_tools.jsonl import atomic_write_json, write_jsonl
-from data_tools.schema import format_mcq
+from data_tools.multiple_choice import format_mcq
 
 logger = logging.getLogger(__name__)
 SCENES_FILE = "scenes.json"

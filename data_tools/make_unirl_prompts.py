@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # `python data_tools/make_unirl_prompts.py`: make
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_tools.jsonl import iter_jsonl, write_jsonl
-from data_tools.schema import format_mcq
+from data_tools.multiple_choice import format_mcq
 from data_tools.unirl_rows import GENEVAL_TAGS, SelfRow
 
 OBJECTS_PATH = Path(__file__).resolve().parent / "data" / "unirl_objects.json"

@@ -14,14 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewards.reward_understand import MC_INSTRUCTION, parse_options
+from data_tools.image_io import ImageDecodeError, open_rgb
+from data_tools.multiple_choice import format_mcq, option_letters
 
 # "random" marks the pairing ablation's random pairs (PairUni §4, `data_tools.random_pairs`).
 PAIR_TYPES = ("aligned", "retrieved", "random")
 # Threads decoding images up front: PIL releases the GIL while decoding, so checking overlaps I/O and decode.
 IMAGE_CHECK_THREADS = 8
-# The answer-format instruction closing every multiple-choice question in the released PairUG data.
-MCQ_SUFFIX = MC_INSTRUCTION  # one instruction line for pairs, benchmarks and the reward
 
 
 class SchemaError(ValueError):
@@ -37,21 +36,6 @@ class SchemaError(ValueError):
         return int(self.where.rsplit(":", 1)[1])
 
 
-def option_letters(question: str) -> list[str]:
-    """Letters of the option lines in a question (empty when open-ended).
-
-    The accuracy reward's parser (`rewards.reward_understand.parse_options`), so validation and grading agree on
-    which questions are multiple choice ("A. x", "A) x", "(A) x").
-    """
-    return list(parse_options(question))
-
-
-def format_mcq(stem: str, options: list[str]) -> str:
-    """A question in the released format: stem, `A. opt` lines, then the answer-format instruction."""
-    lines = [stem.strip()] + [f"{chr(ord('A') + i)}. {opt.strip()}" for i, opt in enumerate(options)]
-    return "\n".join(lines + [MCQ_SUFFIX])
-
-
 def check_choice_answer(question: str, answer: str, where: str, field_name: str) -> None:
     """A multiple-choice question (one with option lines) must have one of its option letters as answer."""
     letters = option_letters(question)
@@ -61,7 +45,8 @@ def check_choice_answer(question: str, answer: str, where: str, field_name: str)
         )
 
 
-def _str(obj: dict[str, Any], key: str, where: str, prefix: str = "", required: bool = True) -> str:
+def string_field(obj: dict[str, Any], key: str, where: str, prefix: str = "", required: bool = True) -> str:
+    """`obj[key]` as a string (None and absent read as ""); raises SchemaError if not a string, or empty if required."""
     value = obj.get(key, "")
     name = f"{prefix}{key}"
     if value is None:
@@ -116,7 +101,9 @@ def _parse_annotation(obj: Any, where: str, side: str, required: tuple[str, ...]
             where, side, f"expected an object, got {type(obj).__name__}", f"write {side} as a JSON object"
         )
     prefix = f"{side}."
-    values = {k: _str(obj, k, where, prefix, required=k in required) for k in ("image_path", "prompt", "question")}
+    values = {
+        k: string_field(obj, k, where, prefix, required=k in required) for k in ("image_path", "prompt", "question")
+    }
     answer = obj.get("answer", "")
     values["answer"] = "" if answer is None else str(answer).strip()
     if "answer" in required and not values["answer"]:
@@ -183,9 +170,6 @@ def pair_image_errors(pairs: Sequence[tuple[str, Pair]], image_root: Path) -> di
 
 def undecodable_images(paths: Iterable[str]) -> dict[str, str]:
     """`{path: problem}` for the images that cannot be opened and fully decoded (each distinct path checked once)."""
-    # Imported here: the `janus` package pulls in transformers, which parsing and `--no-images` checks do not need.
-    from janus.image_io import ImageDecodeError, open_rgb
-
     unique = list(dict.fromkeys(str(p) for p in paths))
 
     def problem(path: str) -> str | None:
@@ -236,8 +220,8 @@ def parse_understanding(obj: Any, where: str, image_root: Path, sample_id: str) 
     """
     if not isinstance(obj, dict):
         raise SchemaError(where, "<line>", f"expected a JSON object, got {type(obj).__name__}", "one object per line")
-    image = _str(obj, "image_path", where)
-    question = _str(obj, "question", where)
+    image = string_field(obj, "image_path", where)
+    question = string_field(obj, "question", where)
     answer = str(obj.get("answer", "") or "").strip()
     if not answer:
         raise SchemaError(where, "answer", "missing or empty", "add the correct answer")
@@ -259,8 +243,8 @@ def parse_generation(obj: Any, where: str, image_root: Path, sample_id: str) -> 
     """Parse a generation input line: `image_path`, `prompt`, optional `tag`."""
     if not isinstance(obj, dict):
         raise SchemaError(where, "<line>", f"expected a JSON object, got {type(obj).__name__}", "one object per line")
-    image = _str(obj, "image_path", where)
-    prompt = _str(obj, "prompt", where)
+    image = string_field(obj, "image_path", where)
+    prompt = string_field(obj, "prompt", where)
     path = resolve_image(image, image_root)
     if not path.is_file():
         raise SchemaError(where, "image_path", f"image {str(path)!r} not found", "fix the path or the image root")

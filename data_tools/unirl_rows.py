@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from data_tools.jsonl import iter_jsonl
-from data_tools.schema import SchemaError, _str, check_choice_answer
+from data_tools.schema import SchemaError, check_choice_answer, string_field
 
 GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 
@@ -64,8 +64,8 @@ def parse_self_row(obj: Any, where: str) -> SelfRow:
     """Parse one row (either flavour); `where` ("file:line") prefixes every error. Raises `SchemaError`."""
     if not isinstance(obj, dict):
         raise SchemaError(where, "<line>", f"expected a JSON object, got {type(obj).__name__}", "one object per line")
-    prompt = _str(obj, "prompt", where)
-    question = _str(obj, "question", where)
+    prompt = string_field(obj, "prompt", where)
+    question = string_field(obj, "question", where)
     answer = obj.get("answer")
     answer = "" if answer is None else str(answer).strip()
     if not answer:

@@ -17,10 +17,11 @@ from PIL import Image
 from backbones.interface import AnswerSampling, GeneratedImages, ImageSampling, Rollout, groups_frozen
 from janus.checkpoint import export_original, load_pretrained, save_pretrained
 from janus.decode import decode_image_tokens
+from janus.forward import image_features
 from janus.gumbel import straight_through_pixels
 from janus.logprobs import answer_token_logps, image_token_logps
 from janus.processor import GenerationBatch, JanusProcessor, UnderstandingBatch
-from janus.sampling import image_features, sample_answer_tokens, sample_image_tokens
+from janus.sampling import sample_answer_tokens, sample_image_tokens
 from janus.static_decode import default_decode
 
 # Trainable-module groups, by their submodule names in transformers' `JanusForConditionalGeneration`.

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from janus.sampling import num_image_tokens
+from janus.forward import num_image_tokens
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from janus.forward import cfg_mix, uses_uncond
 from janus.logprobs import LOGIT_CHUNK_ELEMENTS, image_hidden_states
-from janus.sampling import cfg_mix, uses_uncond
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from janus.sampling import cfg_mix, position_ids_from_mask, understanding_embeddings, uses_uncond
+from janus.forward import cfg_mix, position_ids_from_mask, understanding_embeddings, uses_uncond
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration

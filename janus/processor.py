@@ -17,7 +17,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from transformers import JanusConfig, PreTrainedTokenizerFast
 
-from janus.image_io import to_rgb
+from data_tools.image_io import to_rgb
 
 USER_ROLE = "<|User|>"
 ASSISTANT_ROLE = "<|Assistant|>"

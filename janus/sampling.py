@@ -2,7 +2,8 @@
 
 Both samplers only *call* the modules of transformers' `JanusForConditionalGeneration` (never read a `.weight`),
 so they run unchanged under DeepSpeed ZeRO-3. Left-padded prompts get an attention mask and explicit position ids,
-so every row sees what it would see alone. Log-probs with grad live in `janus.logprobs`, decoding in `janus.decode`.
+so every row sees what it would see alone. The forward pieces live in `janus.forward`, token choice in `janus.draw`
+(both shared with the compiled decode, `janus.static_decode`); log-probs with grad in `janus.logprobs`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import Cache, DynamicCache
+from transformers import DynamicCache
+
+from janus import static_decode
+from janus.draw import pick_tokens
+from janus.forward import (
+    all_rows_ended,
+    cfg_mix,
+    extend,
+    mask_or_none,
+    num_image_tokens,
+    prefill,
+    understanding_embeddings,
+    uses_uncond,
+)
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -41,99 +55,8 @@ class AnswerSamples:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Helpers shared with janus.logprobs (one place for each fact: positions, CFG mix, image embeddings).
+# Argument checks and seeds
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def num_image_tokens(model: JanusForConditionalGeneration) -> int:
-    """Tokens per generated image: the VQ latent grid squared (24 x 24 = 576 for Janus-Pro)."""
-    return model.config.vq_config.num_patches**2
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.LongTensor:
-    """Positions that ignore left padding: the first real token of every row gets position 0.
-
-    Pad positions get 0 too; they are masked out of attention, so their value does not matter.
-    """
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [R, T]
-
-
-def uses_uncond(cfg_weight: float | None) -> bool:
-    """Whether the CFG mix needs the unconditional rows: `uncond + 1 * (cond - uncond) == cond`, so w = 1 does not."""
-    return cfg_weight is not None and cfg_weight != 1.0
-
-
-def cfg_mix(cond_logits: torch.Tensor, uncond_logits: torch.Tensor | None, cfg_weight: float | None) -> torch.Tensor:
-    """Classifier-free guidance `uncond + w * (cond - uncond)` in float32 (conditional logits when no uncond)."""
-    cond_logits = cond_logits.float()
-    if uncond_logits is None:
-        return cond_logits
-    uncond_logits = uncond_logits.float()
-    return uncond_logits + cfg_weight * (cond_logits - uncond_logits)
-
-
-def image_features(model: JanusForConditionalGeneration, pixel_values: torch.Tensor) -> torch.Tensor:
-    """Aligned vision features [N, P, D] of pixel_values [N, 3, S, S] (vision tower + aligner)."""
-    dtype = model.get_input_embeddings().weight.dtype
-    return model.model.get_image_features(pixel_values.to(dtype)).pooler_output
-
-
-def understanding_embeddings(
-    model: JanusForConditionalGeneration,
-    input_ids: torch.LongTensor,
-    pixel_values: torch.Tensor,
-    features: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Text embeddings with the aligned vision features written into the `<image_placeholder>` positions.
-
-    input_ids [N, T] with exactly P placeholders per row, pixel_values [N, 3, S, S] -> [N, T, D]. `features`
-    [N, P, D] (from `image_features`) skips the vision tower: reuse them while it and the aligner are frozen.
-    """
-    embeds = model.get_input_embeddings()(input_ids)  # [N, T, D]
-    if features is None:
-        features = image_features(model, pixel_values)  # [N, P, D]
-    image_mask = input_ids == model.config.image_token_id  # [N, T]
-    if int(image_mask.sum()) != features.shape[0] * features.shape[1]:
-        raise ValueError(
-            f"input_ids hold {int(image_mask.sum())} image placeholders (id {model.config.image_token_id}) but the "
-            f"vision tower gave {features.shape[0]} x {features.shape[1]} features; build the batch with "
-            "processor.encode_understanding so each row has one expanded image."
-        )
-    # masked_scatter fills positions in row-major order, so row n receives features[n] in order.
-    return embeds.masked_scatter(image_mask.unsqueeze(-1), features.to(embeds.dtype))
-
-
-def _mask_or_none(mask: torch.Tensor) -> torch.Tensor | None:
-    """No mask for unpadded rows: same result (causal only), and transformers then skips building a mask each step."""
-    return None if bool(mask.all()) else mask
-
-
-def _prefill(
-    model: JanusForConditionalGeneration, embeds: torch.Tensor, mask: torch.Tensor, cache: Cache
-) -> tuple[torch.Tensor, torch.LongTensor]:
-    """Run the prompt through the language model; returns the last hidden state [R, D] and next positions [R, 1]."""
-    positions = position_ids_from_mask(mask)  # [R, T]
-    hidden = model.model.language_model(
-        inputs_embeds=embeds,
-        attention_mask=_mask_or_none(mask),
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-    ).last_hidden_state[:, -1]
-    return hidden, positions[:, -1:] + 1
-
-
-def _extend(
-    model: JanusForConditionalGeneration,
-    embeds: torch.Tensor,
-    mask: torch.Tensor | None,
-    positions: torch.LongTensor,
-    cache: Cache,
-) -> torch.Tensor:
-    """One cached step: embeds [R, 1, D] at `positions` [R, 1], `mask` [R, past + 1] or None -> last state [R, D]."""
-    return model.model.language_model(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-    ).last_hidden_state[:, -1]
 
 
 def _check_sampling_args(temperature: float, top_k: int | None, top_p: float = 1.0) -> None:
@@ -143,21 +66,6 @@ def _check_sampling_args(temperature: float, top_k: int | None, top_p: float = 1
         raise ValueError(f"top_k={top_k} must be >= 1 or None (no top-k filter).")
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p={top_p} must be in (0, 1]; 1.0 disables nucleus filtering.")
-
-
-def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float) -> torch.Tensor:
-    """Top-k then nucleus (top-p) filtering of [R, V] logits; removed entries become -inf."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # [R, 1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        sorted_probs = sorted_logits.softmax(-1)
-        # Drop a token when the tokens ranked above it already cover top_p (the top token always stays).
-        drop_sorted = sorted_probs.cumsum(-1) - sorted_probs > top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
 
 
 def image_seed(base_seed: int, prompt_index: int, image_index: int) -> int:
@@ -188,60 +96,6 @@ def _generator_rows(
 ) -> torch.Generator | list[torch.Generator] | None:
     """The generators of rows [start, stop): the per-row slice of a list, else the shared generator itself."""
     return list(generator[start:stop]) if isinstance(generator, list | tuple) else generator
-
-
-def draw_race_noise(noise: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
-    """Fill `noise` [R, V] in place with Exp(1) draws: all rows from one generator, or row r from generator[r].
-
-    The eager and the compiled decode (janus.static_decode) both draw through here, outside any captured graph,
-    so the same generators give both paths the same random numbers.
-    """
-    if isinstance(generator, list | tuple):
-        for row, row_generator in zip(noise, generator):
-            row.exponential_(generator=row_generator)
-    else:
-        noise.exponential_(generator=generator)
-    return noise
-
-
-def race_tokens(logits: torch.Tensor, noise: torch.Tensor) -> torch.LongTensor:
-    """One draw per row from softmax(logits) [R, V] given Exp(1) `noise` [R, V]: the exponential race.
-
-    argmax_v p_v / E_v is distributed as p (E_v / p_v ~ Exp(p_v); the smallest wins with probability p_v / sum p),
-    and argmax(logits - log E) is the same argmax without the softmax. Unlike `torch.multinomial` it has fixed
-    shapes and no host sync, so it runs inside a CUDA graph; -inf (filtered) logits never win.
-    """
-    return (logits - noise.log()).argmax(-1)
-
-
-def _pick_tokens(
-    logits: torch.Tensor,
-    *,
-    do_sample: bool,
-    top_k: int | None,
-    top_p: float,
-    generator: torch.Generator | list[torch.Generator] | None,
-    return_logps: bool,
-) -> tuple[torch.LongTensor, torch.Tensor | None]:
-    """Choose one token per row of temperature-scaled float32 logits [R, V].
-
-    `generator` is one generator for all rows, or a list with one per row: row r then draws from generator[r] only,
-    so its tokens do not depend on the other rows of the batch (R small draws per step instead of one).
-    The returned log-prob is under the *unfiltered* distribution softmax(logits): top-k/top-p only truncate what
-    can be drawn, and the loss-side forward (janus.logprobs) knows nothing about them, as in TRL.
-    """
-    if do_sample:
-        noise = draw_race_noise(torch.empty_like(logits, dtype=torch.float32), generator)  # [R, V]
-        tokens = race_tokens(_filter_logits(logits, top_k, top_p), noise)  # [R]
-    else:
-        tokens = logits.argmax(-1)  # [R]
-    logps = chosen_logps(logits, tokens) if return_logps else None
-    return tokens, logps
-
-
-def chosen_logps(logits: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor:
-    """log softmax(logits) [R, V] at `tokens` [R] -> [R]."""
-    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -342,8 +196,6 @@ def _sample_image_chunk(
     if decode == "eager":
         tokens, logps = _eager_image_loop(model, row_ids, mask, **options)
     else:
-        from janus import static_decode  # imports this module's helpers
-
         tokens, logps = static_decode.with_eager_fallback(
             lambda: static_decode.decode_images(model, row_ids, mask, **options),
             lambda: _eager_image_loop(model, row_ids, mask, **options),
@@ -370,17 +222,17 @@ def _eager_image_loop(
     prompt_len = row_ids.shape[1]
     copies = 2 if with_uncond else 1
     # Preallocate the whole mask once (step i attends to the first T + i columns); none is needed without padding.
-    full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(mask.shape[0], steps)], dim=1))  # [R, T + I]
+    full_mask = mask_or_none(torch.cat([mask, mask.new_ones(mask.shape[0], steps)], dim=1))  # [R, T + I]
     # A growing DynamicCache, as the original loop (janus.static_decode is the preallocated, compiled variant).
     cache = DynamicCache(config=model.model.language_model.config)
-    hidden, next_positions = _prefill(model, model.get_input_embeddings()(row_ids), mask, cache)  # [R, D], [R, 1]
+    hidden, next_positions = prefill(model, model.get_input_embeddings()(row_ids), mask, cache)  # [R, D], [R, 1]
 
     tokens = row_ids.new_zeros(n, steps)  # [N, I]
     logps = torch.zeros(n, steps, device=row_ids.device) if return_logps else None
     for step in range(steps):
         logits = model.model.generation_head(hidden)  # [R, V]
         mixed = cfg_mix(logits[:n], logits[n:] if with_uncond else None, cfg_weight) / temperature  # [N, V]
-        step_tokens, step_logps = _pick_tokens(
+        step_tokens, step_logps = pick_tokens(
             mixed, do_sample=True, top_k=top_k, top_p=1.0, generator=generator, return_logps=return_logps
         )
         tokens[:, step] = step_tokens
@@ -391,7 +243,7 @@ def _eager_image_loop(
         # Both rows of a pair continue from the same sampled token.
         step_embeds = model.prepare_embeddings_for_image_generation(step_tokens.repeat(copies).unsqueeze(-1))
         step_mask = full_mask[:, : prompt_len + step + 1] if full_mask is not None else None
-        hidden = _extend(model, step_embeds, step_mask, next_positions + step, cache)
+        hidden = extend(model, step_embeds, step_mask, next_positions + step, cache)
     return tokens, logps
 
 
@@ -424,14 +276,6 @@ def _is_zero3_multiprocess(model: JanusForConditionalGeneration) -> bool:
     """DeepSpeed ZeRO-3 tags its partitioned parameters with `ds_id`."""
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     return distributed and torch.distributed.get_world_size() > 1 and hasattr(next(model.parameters()), "ds_id")
-
-
-def _all_rows_ended(finished: torch.Tensor, sync_ranks: bool) -> bool:
-    """Whether every row has produced EOS (with `sync_ranks`: on every rank)."""
-    ended = finished.all().to(torch.int32)
-    if sync_ranks:
-        torch.distributed.all_reduce(ended, op=torch.distributed.ReduceOp.MIN)
-    return bool(ended)
 
 
 @torch.no_grad()
@@ -492,8 +336,6 @@ def sample_answer_tokens(
     if decode == "eager":
         ids, keep, logps = _eager_answer_loop(model, embeds, mask, **options)
     else:
-        from janus import static_decode  # imports this module's helpers
-
         ids, keep, logps = static_decode.with_eager_fallback(
             lambda: static_decode.decode_answers(model, embeds, mask, **options),
             lambda: _eager_answer_loop(model, embeds, mask, **options),
@@ -520,15 +362,15 @@ def _eager_answer_loop(
 ) -> tuple[torch.LongTensor, torch.LongTensor, torch.Tensor | None]:
     """The reference loop: (completion_ids, completion_mask, logps) [N, L] after prompt embeddings [N, T, D]."""
     n = mask.shape[0]
-    full_mask = _mask_or_none(torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1))  # [N, T + L_max]
+    full_mask = mask_or_none(torch.cat([mask, mask.new_ones(n, max_new_tokens)], dim=1))  # [N, T + L_max]
     cache = DynamicCache(config=model.model.language_model.config)
-    hidden, next_positions = _prefill(model, embeds, mask, cache)  # [N, D], [N, 1]
+    hidden, next_positions = prefill(model, embeds, mask, cache)  # [N, D], [N, 1]
 
     finished = torch.zeros(n, dtype=torch.bool, device=mask.device)
     ids, keep, logps = [], [], []
     for step in range(max_new_tokens):
         logits = model.lm_head(hidden).float() / temperature  # [N, V]
-        tokens, step_logps = _pick_tokens(
+        tokens, step_logps = pick_tokens(
             logits, do_sample=do_sample, top_k=top_k, top_p=top_p, generator=generator, return_logps=return_logps
         )
         tokens = tokens.masked_fill(finished, pad_token_id)
@@ -537,11 +379,11 @@ def _eager_answer_loop(
         if return_logps:
             logps.append(step_logps.masked_fill(finished, 0.0))
         finished = finished | (tokens == eos_token_id)
-        if _all_rows_ended(finished, sync_ranks) or step == max_new_tokens - 1:
+        if all_rows_ended(finished, sync_ranks) or step == max_new_tokens - 1:
             break
         step_embeds = model.get_input_embeddings()(tokens.unsqueeze(-1))  # [N, 1, D]
         step_mask = full_mask[:, : mask.shape[1] + step + 1] if full_mask is not None else None
-        hidden = _extend(model, step_embeds, step_mask, next_positions + step, cache)
+        hidden = extend(model, step_embeds, step_mask, next_positions + step, cache)
     return (
         torch.stack(ids, dim=1),  # [N, L]
         torch.stack(keep, dim=1).long(),  # [N, L]
@@ -549,16 +391,4 @@ def _eager_answer_loop(
     )
 
 
-__all__ = [
-    "AnswerSamples",
-    "ImageSamples",
-    "cfg_mix",
-    "image_features",
-    "image_seed",
-    "num_image_tokens",
-    "position_ids_from_mask",
-    "sample_answer_tokens",
-    "sample_image_tokens",
-    "understanding_embeddings",
-    "uses_uncond",
-]
+__all__ = ["AnswerSamples", "ImageSamples", "image_seed", "sample_answer_tokens", "sample_image_tokens"]

@@ -3,7 +3,7 @@
 `janus.sampling` keeps the eager loop as the reference; `decode="compiled"` there runs the same prefill, then this
 module's step: every tensor the step touches (KV cache, attention mask, positions, outputs, sampling noise) is
 allocated once per call and written in place, the sampled token is chosen on device (CFG mix, temperature, top-k,
-exponential race with noise drawn by `janus.sampling.draw_race_noise` outside the graph), and nothing in a step
+exponential race with noise drawn by `janus.draw.draw_race_noise` outside the graph), and nothing in a step
 reads a tensor value on the host. On CUDA the step is compiled with mode="reduce-overhead" (CUDA graphs), on CPU
 with inductor's default mode. The cache length is rounded up to `LENGTH_BUCKET`, so prompts of different lengths
 reuse one compiled graph; a failed compilation falls back to the eager loop with one warning.
@@ -22,15 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import DynamicCache
 
-from janus.sampling import (
-    _all_rows_ended,
-    _filter_logits,
-    _prefill,
-    cfg_mix,
-    chosen_logps,
-    draw_race_noise,
-    race_tokens,
-)
+from janus.draw import chosen_logps, draw_race_noise, filter_logits, race_tokens
+from janus.forward import all_rows_ended, cfg_mix, prefill
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -173,7 +166,7 @@ def image_step(
     n = state.tokens.shape[0]
     logits = model.model.generation_head(state.hidden)  # [R, V]
     mixed = cfg_mix(logits[:n], logits[n:] if with_uncond else None, cfg_weight) / temperature  # [N, V]
-    tokens = race_tokens(_filter_logits(mixed, top_k, 1.0), state.noise)  # [N]
+    tokens = race_tokens(filter_logits(mixed, top_k, 1.0), state.noise)  # [N]
     _record(state, tokens, mixed, return_logps)
     copies = 2 if with_uncond else 1
     _advance(model, kv, state, model.prepare_embeddings_for_image_generation(tokens.repeat(copies).unsqueeze(-1)))
@@ -194,7 +187,7 @@ def answer_step(
     """Sample one answer token per row; ended rows get the pad id; EOS marks a row finished (all on device)."""
     logits = model.lm_head(state.hidden).float() / temperature  # [N, V]
     if do_sample:
-        tokens = race_tokens(_filter_logits(logits, top_k, top_p), state.noise)
+        tokens = race_tokens(filter_logits(logits, top_k, top_p), state.noise)
     else:
         tokens = logits.argmax(-1)
     tokens = tokens.masked_fill(state.finished, pad_token_id)  # [N]
@@ -290,7 +283,7 @@ def prefill_static(
 ) -> tuple[StaticKVCache, DecodeState]:
     """Prompt forward with a growing cache (as eager), copied into a bucketed static cache; the loop's buffers."""
     prefix = DynamicCache(config=model.model.language_model.config)
-    hidden, next_positions = _prefill(model, embeds, mask, prefix)  # [R, D], [R, 1]
+    hidden, next_positions = prefill(model, embeds, mask, prefix)  # [R, D], [R, 1]
     length = bucketed_length(mask.shape[1] + steps)
     kv = StaticKVCache(prefix, length)
     state = _new_state(hidden, mask, next_positions, length, n, steps, vocab)
@@ -352,7 +345,7 @@ def decode_answers(
         if do_sample:
             draw_race_noise(state.noise, generator)
         step(model, kv, state, temperature, top_k, top_p, do_sample, eos_token_id, pad_token_id, return_logps)
-        if (index + 1) % ANSWER_CHECK_EVERY == 0 and _all_rows_ended(state.finished, sync_ranks):
+        if (index + 1) % ANSWER_CHECK_EVERY == 0 and all_rows_ended(state.finished, sync_ranks):
             break
     # Eager stops after the step at which the last row ended: as many columns as steps with a running row.
     length = state.keep.any(0).sum().reshape(1)

@@ -38,7 +38,7 @@ ROLE_TOKENS = [USER_ROLE, ASSISTANT_ROLE]
 SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, BOI_TOKEN, EOI_TOKEN, IMAGE_TOKEN, *ROLE_TOKENS]
 
 # Small built-in English corpus: enough merges for readable tokens, no download.
-_CORPUS = """
+TINY_CORPUS = """
 A photo of a red apple on a wooden table. A blue car parked next to a green tree.
 Two cats are sitting on a yellow sofa. The dog runs across the grass in the park.
 What color is the sky? The sky is blue. What is in the image? There is a white cup.
@@ -55,7 +55,7 @@ that the user provides, and assist the user with a variety of tasks using natura
 TINY_VOCAB_SIZE = 480  # BPE vocab before the special tokens are appended
 
 
-def build_bpe_tokenizer(corpus: str = _CORPUS, vocab_size: int = TINY_VOCAB_SIZE) -> Tokenizer:
+def build_bpe_tokenizer(corpus: str = TINY_CORPUS, vocab_size: int = TINY_VOCAB_SIZE) -> Tokenizer:
     """Byte-level BPE trained on `corpus`, with the Janus special tokens appended after the vocab."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -15,6 +15,7 @@ from backbones.interface import IMAGE_LOGPROB_MODES
 from backbones.registry import check_module_groups
 from open_r1.advantages import PAIR_WEIGHTING_MODES
 from open_r1.runtime import launch_world_size
+from open_r1.trainer.loss import LOSS_TYPES
 from rewards import JUDGED_REWARDS
 from rewards.reward_unirl import DEFAULT_JUDGE_MODE, JUDGE_MODES
 
@@ -384,8 +385,6 @@ class PairGRPOConfig(GRPOConfig):
         self.num_generations_text = self.num_generations_image = self.num_generations = k_u
 
     def _validate(self) -> None:
-        from open_r1.trainer.loss import LOSS_TYPES  # not at the top: the trainer package imports this module
-
         choices = {
             "image_logprob": IMAGE_LOGPROB_MODES,
             "backbone": (None, *BACKBONES),

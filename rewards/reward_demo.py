@@ -15,27 +15,13 @@ from typing import Any
 
 import torch
 
+from data_tools.toy_world import COLOR_RGB
 from rewards.reward_understand import completion_text
 
-__all__ = ["COLORS", "demo_color", "find_color", "mean_color_score"]
+__all__ = ["demo_color", "find_color", "mean_color_score"]
 
-# RGB in [0, 1]. The first colour word in the prompt is the target.
-COLORS: dict[str, tuple[float, float, float]] = {
-    "red": (1.0, 0.0, 0.0),
-    "green": (0.0, 0.5, 0.0),
-    "blue": (0.0, 0.0, 1.0),
-    "yellow": (1.0, 1.0, 0.0),
-    "orange": (1.0, 0.5, 0.0),
-    "purple": (0.5, 0.0, 0.5),
-    "pink": (1.0, 0.75, 0.8),
-    "brown": (0.6, 0.3, 0.0),
-    "black": (0.0, 0.0, 0.0),
-    "white": (1.0, 1.0, 1.0),
-    "gray": (0.5, 0.5, 0.5),
-    "grey": (0.5, 0.5, 0.5),
-    "cyan": (0.0, 1.0, 1.0),
-}
-_COLOR_RE = re.compile(r"\b(" + "|".join(COLORS) + r")\b", re.IGNORECASE)
+# The first colour word in the prompt is the target.
+_COLOR_RE = re.compile(r"\b(" + "|".join(COLOR_RGB) + r")\b", re.IGNORECASE)
 
 
 def find_color(prompt: str) -> str | None:
@@ -71,7 +57,7 @@ def demo_color(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     rewards: list[float | None] = [None] * len(prompts)
     if not rows:
         return rewards
-    targets = torch.tensor([COLORS[colors[i]] for i in rows])  # [R, 3]
+    targets = torch.tensor([COLOR_RGB[colors[i]] for i in rows])  # [R, 3]
     scores = mean_color_score(torch.stack([images[i] for i in rows]), targets)
     for i, score in zip(rows, scores.tolist(), strict=True):
         rewards[i] = score

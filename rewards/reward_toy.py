@@ -22,15 +22,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from rewards.reward_demo import COLORS as RGB_COLORS
+from data_tools.toy_world import BACKGROUND, COLOR_RGB, COUNT_WORDS, SHAPES, WORLD_COLORS
 from rewards.reward_understand import completion_text
 
-__all__ = ["BACKGROUND", "COUNT_WORDS", "SHAPES", "WORLD_COLORS", "ToyTarget", "parse_toy_prompt", "toy_geneval"]
-
-WORLD_COLORS = ("blue", "green", "red", "yellow")
-SHAPES = ("circle", "square", "triangle", "diamond")
-COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
-BACKGROUND = (235, 235, 235)  # light grey, uint8 RGB
+__all__ = ["ToyTarget", "parse_toy_prompt", "toy_geneval"]
 
 # Blobs smaller than this share of the image are decoder speckle, not objects.
 MIN_BLOB_FRACTION = 0.008
@@ -66,7 +61,7 @@ def parse_toy_prompt(prompt: str) -> ToyTarget | None:
 
 def _palette() -> torch.Tensor:
     """[1 + C, 3] in [0, 1]: the background, then `WORLD_COLORS` in order."""
-    colours = [tuple(c / 255 for c in BACKGROUND)] + [RGB_COLORS[name] for name in WORLD_COLORS]
+    colours = [tuple(c / 255 for c in BACKGROUND)] + [COLOR_RGB[name] for name in WORLD_COLORS]
     return torch.tensor(colours, dtype=torch.float32)
 
 

@@ -30,8 +30,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from data_tools.multiple_choice import LETTERS, parse_options
+
 __all__ = [
-    "MC_INSTRUCTION",
     "accuracy_reward",
     "answer_span",
     "answer_spans",
@@ -41,10 +42,7 @@ __all__ = [
     "gold_letter",
     "normalize_answer",
     "open_ended_match",
-    "parse_options",
 ]
-
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # A letter token: wrapped ("(B)", "[B]", "**B**") or bare. Bare tokens get extra checks in `_accept_bare`.
 _TOKEN = r"(?:\(\s*(?P<p>[A-Za-z])\s*\)|\[\s*(?P<s>[A-Za-z])\s*\]|\*\*\s*(?P<b>[A-Za-z])\s*\*\*|(?P<bare>[A-Za-z]))"
@@ -72,10 +70,6 @@ _FINAL_LETTER_RE = re.compile(r"(?<=\s)([A-Z])[ \t]*[.!]?[ \t]*$")
 _ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _OPEN_ANSWER_RE = re.compile(r"<answer>(.*)$", re.IGNORECASE | re.DOTALL)
 _THINK_RE = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
-_OPTION_LINE_RE = re.compile(r"^[ \t]*(?:\(([A-Z])\)|([A-Z])[.):])[ \t]+(\S.*?)[ \t]*$", re.MULTILINE)
-_INLINE_OPTION_RE = re.compile(r"(?:^|,\s*|\n\s*)([A-F])\s*[:.]\s*(.+?)(?=,\s*[A-F]\s*[:.]\s|\n|$)", re.S)
-# The multiple-choice instruction of PairUG, Orsta and the MMStar / MMMU prompts (one string for all of them).
-MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 _FORMAT_RE = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.DOTALL)
 _ARTICLES = {"a", "an", "the"}
 _NUMBER_WORDS = {
@@ -87,41 +81,14 @@ _NUMBER_WORDS = {
 }
 
 
-def parse_options(question: str) -> dict[str, str]:
-    """Parse "A. text" / "A) text" / "(A) text" lines of a question into `{"A": "text", ...}`.
-
-    Only a run of consecutive letters starting at A counts (so a stray "I. Introduction" line is not an
-    option); if the text holds several runs (a few-shot prompt), the last run with >= 2 options wins.
-    Without option lines, an inline "Options: A: x, B: y" block (MMStar's layout) is read instead.
-    """
-    runs: list[dict[str, str]] = []
-    for match in _OPTION_LINE_RE.finditer(question):
-        letter = match.group(1) or match.group(2)
-        if letter == "A":
-            runs.append({})
-        if runs and len(runs[-1]) < len(_LETTERS) and letter == _LETTERS[len(runs[-1])]:
-            runs[-1][letter] = match.group(3)
-    complete = [run for run in runs if len(run) >= 2]
-    return complete[-1] if complete else _inline_options(question)
-
-
-def _inline_options(question: str) -> dict[str, str]:
-    """`{"A": text, ...}` from an inline "Options: A: x, B: y" block; an option runs to the next ", X:" or line end."""
-    _, found, block = question.rpartition("Options:")
-    if not found:
-        return {}
-    options = {letter: text.strip().rstrip(",") for letter, text in _INLINE_OPTION_RE.findall(block.strip())}
-    return options if len(options) >= 2 else {}
-
-
 def _options_dict(options: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
     if options is None:
         return {}
     if isinstance(options, Mapping):
         return {str(k).strip().upper(): str(v) for k, v in options.items()}
-    if len(options) > len(_LETTERS):
-        raise ValueError(f"options: got {len(options)} options, at most {len(_LETTERS)} (A-Z) are supported")
-    return {_LETTERS[i]: str(text) for i, text in enumerate(options)}
+    if len(options) > len(LETTERS):
+        raise ValueError(f"options: got {len(options)} options, at most {len(LETTERS)} (A-Z) are supported")
+    return {LETTERS[i]: str(text) for i, text in enumerate(options)}
 
 
 def _token_letter(match: re.Match[str]) -> tuple[str, bool]:
@@ -248,8 +215,9 @@ def _span_letters(span: str, option_map: dict[str, str]) -> list[str]:
 def extract_choice(text: str, options: Sequence[str] | Mapping[str, str] | None = None) -> str | None:
     """The option letter ("A".."Z") a free-text answer chooses, or None if none or several are chosen.
 
-    `options`: the option texts in order (A, B, ...) or a `{letter: text}` dict (see `parse_options`);
-    when given, answers that only repeat an option's text are understood and out-of-range letters ignored.
+    `options`: the option texts in order (A, B, ...) or a `{letter: text}` dict (see
+    `data_tools.multiple_choice.parse_options`); when given, answers that only repeat an option's text are
+    understood and out-of-range letters ignored.
     Precedence: see the module docstring. Several answer tags must agree.
     """
     if not isinstance(text, str):

@@ -18,13 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rewards.reward_understand import (
-    completion_text,
-    extract_choice,
-    gold_letter,
-    open_ended_match,
-    parse_options,
-)
+from data_tools.multiple_choice import parse_options
+from rewards.reward_understand import completion_text, extract_choice, gold_letter, open_ended_match
 
 JUDGE_MODES = ("sampled", "greedy", "frozen")
 DEFAULT_JUDGE_MODE = "greedy"

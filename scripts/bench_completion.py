@@ -18,7 +18,8 @@ from PIL import Image
 
 from data_tools.completion import Completer, OpenAIBackend
 from data_tools.loopback_openai import FakeOpenAI
-from data_tools.schema import GenerationSample, UnderstandingSample, format_mcq
+from data_tools.multiple_choice import format_mcq
+from data_tools.schema import GenerationSample, UnderstandingSample
 
 
 def make_samples(folder: Path, n: int) -> list[UnderstandingSample | GenerationSample]:

@@ -36,7 +36,8 @@ from transformers.cache_utils import DynamicLayer
 
 import janus
 from janus import static_decode
-from janus.sampling import num_image_tokens, sample_image_tokens
+from janus.forward import num_image_tokens
+from janus.sampling import sample_image_tokens
 
 logger = logging.getLogger("bench_rollout")
 

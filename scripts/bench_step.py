@@ -21,12 +21,12 @@ from PIL import Image
 from transformers import JanusForConditionalGeneration
 
 import janus
+from data_tools.multiple_choice import MC_INSTRUCTION
 from janus.backbone import JanusBackbone
 from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import load_pair_dataset
 from open_r1.trainer import PairGRPOTrainer
 from rewards import build_reward_funcs
-from rewards.reward_understand import MC_INSTRUCTION
 
 PARTS = (
     "generate_rollout",

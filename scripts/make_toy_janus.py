@@ -5,7 +5,7 @@
 
 Seeded and deterministic on one machine. `--reuse` keeps `out_dir` when its `toy_settings.json` was written by a
 build with the same settings (the demo's cache); otherwise the folder is rebuilt, but only if it is empty or an
-earlier toy build. See `janus/toy.py` for what is trained and why it stops early.
+earlier toy build. See `scripts/toy_janus.py` for what is trained and why it stops early.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from janus.toy import SETTINGS_FILE, ToySettings, build_toy_checkpoint, read_settings
+if __package__ in (None, ""):  # `python scripts/make_toy_janus.py`: make the repo (and `scripts.toy_janus`) importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.toy_janus import SETTINGS_FILE, ToySettings, build_toy_checkpoint, read_settings
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # `python scripts/make_toy_unirl_rows.py`: make t
 
 from data_tools.demo_scenes import generation_prompt, multiple_choice, random_scene
 from data_tools.jsonl import write_jsonl
-from data_tools.schema import format_mcq
+from data_tools.multiple_choice import format_mcq
 from data_tools.unirl_rows import SelfRow
 
 # The question stems of data_tools.demo_scenes.multiple_choice, by the property they ask about.

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from backbones import BACKBONES, AnswerSampling, Backbone, ImageSampling, load_backbone
 from backbones.interface import to_pil
+from data_tools.image_io import to_rgb
 from data_tools.jsonl import (  # the repo's one atomic writer (tmp + os.replace) and JSONL reader (file:line errors)
     atomic_write_bytes,
     atomic_write_text,
@@ -259,8 +260,6 @@ def decode_image(cell: Any, image_root: str | Path | None = None, where: str = "
 
 
 def _open_image(source: io.BytesIO | Path, where: str) -> Image.Image:
-    from janus.image_io import to_rgb  # lazy: `janus` imports transformers
-
     try:
         with Image.open(source) as image:
             image.load()  # decode now: a corrupt cell fails here, with its row, not mid-batch

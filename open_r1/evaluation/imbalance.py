@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from data_tools.image_io import open_rgb
 from data_tools.unirl_rows import SelfRow, read_self_rows
-from janus.image_io import open_rgb
 from open_r1.evaluation.common import (
     AnswerSettings,
     BenchmarkResult,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from data_tools.multiple_choice import MC_INSTRUCTION
 from open_r1.evaluation.common import (
     BenchmarkResult,
     UnderstandingBenchmark,
@@ -38,7 +39,6 @@ from open_r1.evaluation.common import (
     read_table,
     require_columns,
 )
-from rewards.reward_understand import MC_INSTRUCTION
 
 logger = logging.getLogger(__name__)
 

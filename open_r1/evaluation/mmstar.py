@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data_tools.multiple_choice import MC_INSTRUCTION, parse_options
 from open_r1.evaluation.common import (
     BenchmarkResult,
     UnderstandingBenchmark,
@@ -27,7 +28,6 @@ from open_r1.evaluation.common import (
     read_table,
     require_columns,
 )
-from rewards.reward_understand import MC_INSTRUCTION, parse_options
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from janus.image_io import open_rgb
+from data_tools.image_io import open_rgb
 from open_r1.logs import warn_once
 from rewards import combine_rewards
 

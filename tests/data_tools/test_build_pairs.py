@@ -9,9 +9,9 @@ from data_tools.build_pairs import main
 from data_tools.features import EncoderConfig, cached_features
 from data_tools.loopback_openai import FakeOpenAI
 from data_tools.make_demo_data import demo_build_args, make_demo_data
+from data_tools.toy_world import COLOR_RGB
 from data_tools.validate import validate_file
 from open_r1.dataset import load_pair_dataset
-from rewards.reward_demo import COLORS
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def test_demo_build_is_valid_and_resumable(demo, tmp_path):
     assert summary["build"]["random_init"] is True
     assert (tmp_path / "work" / "pairs.similarity.png").stat().st_size > 0
     ds = load_pair_dataset(output)
-    # The demo_color reward's cue: exactly one of the words it reads (its COLORS, grey included) per prompt.
-    assert all(sum(w in COLORS for w in p.split()) == 1 for p in ds["prompt"])
+    # The demo_color reward's cue: exactly one of the words it reads (`COLOR_RGB`, grey included) per prompt.
+    assert all(sum(w in COLOR_RGB for w in p.split()) == 1 for p in ds["prompt"])
     retrieved = [r for r in ds if r["pair_type"] == "retrieved"]
     assert len({r["und_image_path"] for r in retrieved}) == len(retrieved) and all(
         r["similarity"] >= 0.6 for r in retrieved

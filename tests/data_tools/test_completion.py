@@ -5,7 +5,8 @@ from PIL import Image
 
 from data_tools.completion import Completer, OpenAIBackend, RetryPolicy
 from data_tools.loopback_openai import FakeOpenAI
-from data_tools.schema import MCQ_SUFFIX, GenerationSample, UnderstandingSample
+from data_tools.multiple_choice import MC_INSTRUCTION
+from data_tools.schema import GenerationSample, UnderstandingSample
 
 FAST_RETRY = RetryPolicy(max_retries=4, base_delay=0.001, max_delay=0.01)
 
@@ -16,7 +17,7 @@ def _samples(tmp_path, n=3):
         path = tmp_path / f"img{i}.png"
         Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(path)
         if i % 2 == 0:
-            samples.append(UnderstandingSample(f"u{i}", str(path), f"Q{i}?\nA. x\nB. y\n{MCQ_SUFFIX}", "A"))
+            samples.append(UnderstandingSample(f"u{i}", str(path), f"Q{i}?\nA. x\nB. y\n{MC_INSTRUCTION}", "A"))
         else:
             samples.append(GenerationSample(f"g{i}", str(path), f"a photo of a red thing {i}"))
     return samples
@@ -34,7 +35,7 @@ def test_completes_both_sides_in_released_format(tmp_path):
         assert server.requests == 4  # caption + verify, mcq + verify
     assert und.caption.startswith("a red circle") and und.question == samples[0].question and und.answer == "A"
     assert gen.caption == samples[1].prompt and gen.answer == "A"
-    assert gen.question.splitlines()[1:] == ["A. red", "B. blue", "C. green", "D. yellow", MCQ_SUFFIX]
+    assert gen.question.splitlines()[1:] == ["A. red", "B. blue", "C. green", "D. yellow", MC_INSTRUCTION]
 
 
 def test_retries_429_500_and_malformed_json(tmp_path):

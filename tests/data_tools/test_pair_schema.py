@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from data_tools.jsonl import load_understanding, read_pairs
-from data_tools.schema import MCQ_SUFFIX, SchemaError, format_mcq, option_letters, parse_pair
+from data_tools.multiple_choice import format_mcq, option_letters
+from data_tools.schema import SchemaError, parse_pair
 from data_tools.validate import main as validate_main
 
 QUESTION = format_mcq("What colour?", ["red", "blue", "green", "yellow"])
@@ -20,11 +21,6 @@ def _pair(**overrides):
     }
     pair.update(overrides)
     return pair
-
-
-def test_format_mcq_released_format():
-    assert QUESTION == f"What colour?\nA. red\nB. blue\nC. green\nD. yellow\n{MCQ_SUFFIX}"
-    assert option_letters(QUESTION) == ["A", "B", "C", "D"]
 
 
 def test_validation_reads_options_like_the_accuracy_reward():

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from janus.decode import decode_image_tokens, to_pil
-from janus.sampling import num_image_tokens
+from janus.forward import num_image_tokens
 
 
 def _side(model) -> int:

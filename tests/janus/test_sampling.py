@@ -6,13 +6,8 @@ import dataclasses
 import pytest
 import torch
 
-from janus.sampling import (
-    image_seed,
-    num_image_tokens,
-    position_ids_from_mask,
-    sample_answer_tokens,
-    sample_image_tokens,
-)
+from janus.forward import num_image_tokens, position_ids_from_mask
+from janus.sampling import image_seed, sample_answer_tokens, sample_image_tokens
 
 PROMPTS = ["a red apple", "two cats are sitting on a yellow sofa in the park at night", "a dog"]
 QUESTIONS = ["What color is the sky?", "How many birds are there in the picture? Answer with the letter."]

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from janus import static_decode
-from janus.sampling import draw_race_noise, race_tokens, sample_answer_tokens, sample_image_tokens
+from janus.draw import draw_race_noise, race_tokens
+from janus.sampling import sample_answer_tokens, sample_image_tokens
 
 PROMPTS = ["a red apple", "two cats are sitting on a yellow sofa in the park at night", "a dog"]
 QUESTIONS = ["What color is the sky?", "How many birds are there in the picture? Answer with the letter."]

@@ -1,8 +1,8 @@
 """The toy world learns: PairGRPO with the REAL rewards (accuracy, toy_geneval) raises both tasks on the toy Janus-Pro.
 
-The toy checkpoint is the demo's (`janus.toy.ToySettings()` defaults, built by `scripts/make_toy_janus.py`, about two
-minutes on 2 cores), cached in pytest's cache folder and reused while its settings key is unchanged. One process
-with 4 pairs per step stands in for the demo's 2 processes x 2 pairs; the recipe is the demo's
+The toy checkpoint is the demo's (`scripts.toy_janus.ToySettings()` defaults, built by `scripts/make_toy_janus.py`,
+about two minutes on 2 cores), the session fixture `toy_janus_path` (tests/conftest.py). One
+process with 4 pairs per step stands in for the demo's 2 processes x 2 pairs; the recipe is the demo's
 (configs/recipes/toy_cpu.yaml) with its 150 steps.
 """
 
@@ -18,18 +18,10 @@ from open_r1.configs import PairGRPOConfig
 from open_r1.dataset import load_pair_dataset
 from open_r1.trainer import PairGRPOTrainer
 from rewards import build_reward_funcs
-from scripts.make_toy_janus import main as make_toy_main
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "recipes" / "toy_cpu.yaml"
 STEPS = 150
 MARGIN = 0.05  # last third over first third, both tasks; the demo shows >= 0.1, the test leaves room for CPU drift
-
-
-@pytest.fixture(scope="module")
-def toy_janus_path(request):
-    out = Path(request.config.cache.mkdir("toy-janus"))
-    assert make_toy_main(["--out_dir", str(out), "--reuse"]) == 0
-    return out
 
 
 def _thirds(curve: list[float]) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import janus
 import janus.backbone as janus_backbone
 from backbones import Rollout
 from janus.backbone import with_generated_images
-from janus.sampling import image_features
+from janus.forward import image_features
 from open_r1.trainer.task_batch import TASKS, TaskBatch
 
 K = 4  # tiny_args: num_generations

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from rewards.reward_demo import COLORS, demo_color, find_color, mean_color_score
+from data_tools.toy_world import COLOR_RGB
+from rewards.reward_demo import demo_color, find_color, mean_color_score
 
 
 def _flat(rgb: tuple[float, float, float], size: int = 8) -> torch.Tensor:
@@ -20,7 +21,7 @@ def test_find_color(prompt, expected):
 
 
 def test_exact_match_scores_one_and_opposite_scores_zero():
-    images = torch.stack([_flat(COLORS["red"]), _flat(COLORS["cyan"]), _flat(COLORS["white"])])
+    images = torch.stack([_flat(COLOR_RGB["red"]), _flat(COLOR_RGB["cyan"]), _flat(COLOR_RGB["white"])])
     scores = demo_color(["a red ball", "a red ball", "a black cat"], [None] * 3, images=images)
     # red vs cyan and black vs white are the corners of the RGB cube furthest apart: distance sqrt(3) -> 0.
     assert scores == pytest.approx([1.0, 0.0, 0.0], abs=1e-6)

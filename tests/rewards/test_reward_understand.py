@@ -11,7 +11,6 @@ from rewards.reward_understand import (
     gold_letter,
     normalize_answer,
     open_ended_match,
-    parse_options,
 )
 
 OPTIONS = ["Stripes", "Dots", "Plaid", "Solid colour"]
@@ -110,29 +109,6 @@ def test_extract_choice_table_is_large_enough():
 def test_extract_choice_rejects_non_text():
     with pytest.raises(ValueError, match="text"):
         extract_choice(["B"])
-
-
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        (QUESTION, {"A": "Stripes", "B": "Dots", "C": "Plaid", "D": "Solid colour"}),
-        ("Q?\n(A) cat\n(B) dog", {"A": "cat", "B": "dog"}),
-        ("Q?\nA) 3\nB) 4\nC) 5", {"A": "3", "B": "4", "C": "5"}),
-        ("I. Introduction\nNo options here", {}),
-        ("Q?\nA. only one", {}),
-        ("Example:\nA. x\nB. y\nQuestion:\nA. cat\nB. dog\nC. bird", {"A": "cat", "B": "dog", "C": "bird"}),
-        ("Q?\nA. cat\nC. skipped", {}),
-        (
-            "Which?\nOptions: A: a cat, B: a dog, sleeping, C: a bird",
-            {"A": "a cat", "B": "a dog, sleeping", "C": "a bird"},
-        ),
-        ("Options: old\nWhich?\nOptions: A: red, B: blue,", {"A": "red", "B": "blue"}),  # the last block, no comma
-        ("Which?\nOptions: A: red", {}),  # one option is no choice
-        ("Which?\nOptions: A: ,red, B: blue", {"A": ",red", "B": "blue"}),
-    ],
-)
-def test_parse_options(question, expected):
-    assert parse_options(question) == expected
 
 
 @pytest.mark.parametrize(

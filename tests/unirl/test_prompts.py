@@ -6,9 +6,10 @@ from collections import Counter
 import pytest
 
 from data_tools.make_unirl_prompts import build_rows, load_objects, main
+from data_tools.multiple_choice import parse_options
 from data_tools.schema import SchemaError
 from data_tools.unirl_rows import GENEVAL_TAGS, is_self_row, parse_self_row, read_self_rows
-from rewards.reward_understand import accuracy_reward, extract_choice, parse_options
+from rewards.reward_understand import accuracy_reward, extract_choice
 
 # Lines copied from GenEval's prompts/evaluation_metadata.jsonl (real layout: tag, include, prompt).
 GENEVAL_LINES = [

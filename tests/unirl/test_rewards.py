@@ -4,7 +4,7 @@ import pytest
 
 from data_tools import loopback_openai
 from data_tools.loopback_openai import FakeOpenAI
-from data_tools.schema import format_mcq
+from data_tools.multiple_choice import format_mcq
 from rewards import build_reward_funcs, combine_rewards
 from rewards.answer_judge import LLMAnswerJudge
 from rewards.reward_unirl import (

@@ -10,8 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from make_toy_unirl_rows import main, toy_rows  # noqa: E402
 
+from data_tools.multiple_choice import parse_options  # noqa: E402
 from data_tools.unirl_rows import parse_self_row  # noqa: E402
-from rewards.reward_understand import parse_options  # noqa: E402
 
 WORDS = {"a": "1", "two": "2", "three": "3", "four": "4"}
 

@@ -15,6 +15,7 @@ The world is `data_tools.demo_scenes` (one colour, one shape kind, 1-3 copies on
    what RL closes first (sharpening, as RL does on real pretrained models), and it shows within 150 steps;
 4. export through `janus.export_original`, so it loads through `janus.load_pretrained` like real weights.
 It is not a model of anything beyond this world; it exists so `make demo` and the learning test show RL working.
+It lives with the scripts, not in `janus/`: it builds on the data tools, the model package and the rewards at once.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ from data_tools.demo_scenes import (
     multiple_choice,
     random_scene,
 )
-from data_tools.schema import format_mcq
+from data_tools.multiple_choice import format_mcq
+from data_tools.toy_world import BACKGROUND, COUNT_WORDS, SHAPES
 from janus.checkpoint import export_original, load_pretrained
 from janus.logprobs import answer_token_logps, image_token_logps
 from janus.processor import GenerationBatch, JanusProcessor
 from janus.sampling import sample_answer_tokens, sample_image_tokens
-from janus.tiny import _CORPUS, build_bpe_tokenizer, tiny_config, write_random_checkpoint
-from rewards.reward_toy import BACKGROUND, COUNT_WORDS, SHAPES, toy_geneval
+from janus.tiny import TINY_CORPUS, build_bpe_tokenizer, tiny_config, write_random_checkpoint
+from rewards.reward_toy import toy_geneval
 from rewards.reward_understand import accuracy_reward
 
 logger = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ def world_corpus() -> str:
         stem, options, _ = multiple_choice(scene, rng)
         lines += [format_mcq(stem, options), describe(scene), generation_prompt(scene)]
     words = [*COLORS, *SHAPES, *POSITIONS, *COUNT_WORDS.values()]
-    return "\n".join([_CORPUS, *lines, " ".join(words)])
+    return "\n".join([TINY_CORPUS, *lines, " ".join(words)])
 
 
 def toy_config(vocab_size: int, settings: ToySettings) -> dict:

@@ -1,4 +1,4 @@
-"""`janus.image_io`: 16-bit images scaled like their 8-bit versions everywhere images are opened; corrupt files named."""
+"""`data_tools.image_io`: 16-bit images scaled like 8-bit ones wherever images are opened; corrupt files named."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from data_tools.features import EncoderConfig, compute_features
-from janus.image_io import ImageDecodeError, open_rgb
+from data_tools.image_io import ImageDecodeError, open_rgb
 from open_r1.trainer.rollout import load_rgb
 
 

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import janus
-from janus.toy import (
+from janus.forward import num_image_tokens
+from scripts.make_toy_janus import main as make_toy_main
+from scripts.toy_janus import (
     LETTERS,
     SETTINGS_FILE,
     ToySettings,
@@ -15,7 +17,6 @@ from janus.toy import (
     noisy_targets,
     read_settings,
 )
-from scripts.make_toy_janus import main as make_toy_main
 
 # A few steps of everything: checks the plumbing, not the learning (tests/open_r1/test_learning.py does that).
 QUICK = dict(num_scenes=16, vq_steps=3, lm_steps=2, batch_size=4, eval_scenes=4)
@@ -42,7 +43,7 @@ def test_written_in_the_original_layout_with_settings(quick_toy):
 def test_round_trip_through_load_pretrained_and_export_original(quick_toy, tmp_path):
     out, _ = quick_toy
     model, processor = janus.load_pretrained(out, dtype=torch.float32)
-    assert janus.sampling.num_image_tokens(model) == 16
+    assert num_image_tokens(model) == 16
     janus.export_original(model, processor.tokenizer, tmp_path / "again")
     again, _ = janus.load_pretrained(tmp_path / "again", dtype=torch.float32)
     first = model.state_dict()
