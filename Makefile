@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint format demo demo-unirl mutation clean
+.PHONY: install test test-fast lint format demo demo-unirl mutation clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest tests
+
+# The quick loop while developing: everything but the `slow` end-to-end tests (CI runs `make test`).
+test-fast: install
+	$(PY) -m pytest tests -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .
