@@ -12,15 +12,13 @@ import torch
 
 from backbones.interface import Backbone
 
-# name -> "module:Class". Adding a backbone is one line here plus its package.
+# name -> "module:Class". Adding a backbone is one line here (plus its config markers below) and its package.
 BACKBONES: dict[str, str] = {
     "janus": "janus.backbone:JanusBackbone",
-    "lumina_dimoo": "lumina_dimoo.backbone:LuminaDiMOOBackbone",
-    "showo": "showo.backbone:ShowoBackbone",
 }
 # config.json markers of each family's checkpoint layouts (original and converted).
-_MODEL_TYPES = {"multi_modality": "janus", "janus": "janus", "llada": "lumina_dimoo", "showo": "showo"}
-_CLASS_NAMES = {"Showo": "showo", "LLaDAModelLM": "lumina_dimoo", "LLaDAForMultiModalGeneration": "lumina_dimoo"}
+_MODEL_TYPES = {"multi_modality": "janus", "janus": "janus"}
+_CLASS_NAMES: dict[str, str] = {}
 
 
 def backbone_class(name: str) -> type[Backbone]:

@@ -123,7 +123,7 @@ class PairGRPOConfig(GRPOConfig):
     > Parameters that control the backbone
 
     backbone (`str`, *optional*):
-        The unified model family (`backbones.BACKBONES`: `janus`, `lumina_dimoo`, `showo`). `None`: inferred from the
+        The unified model family (`backbones.BACKBONES`; `janus` today). `None`: inferred from the
         checkpoint's config.json (open_r1/grpo.py).
 
     > Parameters that control the rollouts

@@ -1,6 +1,6 @@
 """PairGRPO training entry point (PairUni): pairs -> a unified model -> rewards -> PairGRPOTrainer -> a checkpoint.
 
-The model family is `--backbone` (janus, lumina_dimoo, showo), inferred from the checkpoint's config.json by default.
+The model family is `--backbone` (`backbones.BACKBONES`), inferred from the checkpoint's config.json by default.
 
 UniRL's GRPO is the same entry with self rows and `--config configs/recipes/unirl_janus_pro_1b.yaml` (README,
 "UniRL mode").
