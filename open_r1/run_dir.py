@@ -2,7 +2,7 @@
 
 - `prepare_output_dir`: refuse to start a new run in a folder that holds another run's outputs (it would append to
   its `metrics.jsonl` and a later resume would continue the wrong run) unless resuming or `--overwrite_output_dir`;
-  the latter deletes only what a run writes and refuses when the folder holds anything else (README "Troubleshooting").
+  the latter deletes only what a run writes and refuses when the folder holds anything else (docs/troubleshooting.md).
 - `RunDirCallback`: writes `checkpoint-N/checkpoint_complete.json` after every rank has finished writing checkpoint-N,
   and `run.pid` (launcher and worker PIDs) while training runs.
 - `resolve_resume`: `--resume_from_checkpoint true` picks the newest COMPLETE checkpoint and names the skipped ones.

@@ -1,6 +1,6 @@
 """HPS v2.1 image reward (PairUni's generation reward, paper §3.2), offline and batched.
 
-The `hpsv2` pip package is deliberately not used (README "Rewards"): it downloads 3.9 GB of LAION
+The `hpsv2` pip package is deliberately not used (docs/method.md): it downloads 3.9 GB of LAION
 weights only to overwrite them, fetches the checkpoint from the hub, misses the tokenizer vocabulary in
 its wheel, pins pytest/protobuf versions that conflict with this stack, and reloads the checkpoint on
 every `score()` call. Here the open_clip `ViT-H-14` architecture (key-for-key what HPS trained) is built
