@@ -106,10 +106,11 @@ class Rollout:
 
 @dataclass
 class GeneratedImages:
-    """An image rollout in the forms other steps read: the actions, and the decoded pixels [N, 3, H, W] in [-1, 1]."""
+    """An image rollout in the forms other steps read: the actions, and the decoded pixels [N, 3, H, W] in [-1, 1]
+    (None when the caller asked the sampler not to decode)."""
 
     rollout: Rollout
-    pixels: torch.Tensor
+    pixels: torch.Tensor | None
 
 
 @runtime_checkable
@@ -151,8 +152,12 @@ class Backbone(Protocol):
         prompts: Sequence[str],
         options: ImageSampling,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        decode: bool = True,
     ) -> GeneratedImages:
-        """One image per prompt (no grad), with the sampler's log-probs and decoded pixels."""
+        """One image per prompt (no grad), with the sampler's log-probs and (with `decode`) the decoded pixels.
+
+        `decode=False` leaves `pixels` None, for callers that decode in batches of their own (the benchmark
+        drivers decode per prompt so the PNGs do not depend on how many prompts shared a sampler call)."""
         ...
 
     def sample_answers(

@@ -52,7 +52,10 @@ def infer_backbone(path: str | Path) -> str:
     """The backbone of a checkpoint folder, read from its config.json (`model_type`, `_class_name`, `architectures`)."""
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
-        raise ValueError(f"{config_file} not found: is {path} a checkpoint folder? Pass --backbone to choose one.")
+        raise ValueError(
+            f"{config_file} not found: {path} is not a checkpoint folder; pass the folder that holds "
+            "config.json and the weights."
+        )
     try:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as err:

@@ -99,6 +99,7 @@ class JanusBackbone:
         prompts: Sequence[str],
         options: ImageSampling,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        decode: bool = True,
     ) -> GeneratedImages:
         device = _device(model)
         batch = self.processor.encode_generation(list(prompts)).to(device)
@@ -112,7 +113,8 @@ class JanusBackbone:
         # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
         logps = samples.logps if options.logprob == "cfg" else None
         rollout = Rollout(samples.tokens, torch.ones_like(samples.tokens), logps, record)
-        return GeneratedImages(rollout, decode_image_tokens(model, samples.tokens))  # pixels [N, 3, H, W]
+        pixels = decode_image_tokens(model, samples.tokens) if decode else None  # [N, 3, H, W]
+        return GeneratedImages(rollout, pixels)
 
     def image_logps(self, model: torch.nn.Module, rollout: Rollout, options: ImageSampling) -> torch.Tensor:
         r = rollout.record

@@ -350,7 +350,7 @@ class PairGRPOConfig(GRPOConfig):
         """The answer sampler's options; `greedy` for UniRL's greedy judge."""
         return AnswerSampling(
             max_new_tokens=max_new_tokens or self.max_completion_length, temperature=self.temperature,
-            top_p=self.top_p, top_k=self.top_k or None, do_sample=not greedy,
+            top_p=self.top_p, top_k=self.top_k, do_sample=not greedy,
             system_prompt=self.understanding_system_prompt, steps=self.text_steps,
             block_length=self.text_block_length, step_group=self.step_group, decode=self.rollout_decode,
         )  # fmt: skip

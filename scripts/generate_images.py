@@ -98,7 +98,9 @@ def draw(model, backbone, prompts: list[str], jobs: list[tuple[int, int]], args:
             chunk = jobs[start : start + args.batch_size]
             generators = [torch.Generator(device=device).manual_seed(image_seed(args.seed, p, s)) for p, s in chunk]
             with torch.no_grad():
-                images = backbone.sample_images(model, [prompts[p] for p, _ in chunk], options, generators)
+                images = backbone.sample_images(
+                    model, [prompts[p] for p, _ in chunk], options, generators, decode=False
+                )  # decoded one image at a time below
                 tokens = images.rollout.completion_ids
                 warn_if_too_long(
                     model, images.rollout.record["input_ids"].shape[1], tokens.shape[1], f"prompt {chunk[0][0]}"

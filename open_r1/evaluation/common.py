@@ -486,7 +486,7 @@ def sample_images(
         cfg_weight=settings.cfg_weight, temperature=settings.temperature, decode=settings.rollout_decode
     )
     with torch.no_grad():
-        images = backbone.sample_images(model, rows, options, generators)
+        images = backbone.sample_images(model, rows, options, generators, decode=False)  # decoded per prompt below
     tokens = images.rollout.completion_ids  # [P * k, I]
     prompt_ids = images.rollout.record.get("input_ids")
     if prompt_ids is not None:
@@ -503,7 +503,7 @@ def decode_images(
 
     Per prompt, not per sampler call: a VQ decoder's float output moves by ~1e-6 with its batch size (enough to
     flip a rounded pixel), so decode batches must not depend on `prompts_per_batch` for the PNGs to be identical
-    (which is also why the sampler's own decoded pixels are not used here).
+    (which is why the sampler is asked not to decode).
     """
     images: list[Image.Image] = []
     for start in range(0, tokens.shape[0], batch_size):

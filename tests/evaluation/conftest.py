@@ -29,7 +29,7 @@ def count_calls(monkeypatch):
         original = getattr(janus, name)
 
         def wrapped(*args, **kwargs):
-            calls.append(args[1].input_ids.shape[0] if len(args) > 1 else None)
+            calls.append(getattr(args[1], "input_ids", args[1]).shape[0] if len(args) > 1 else None)  # rows
             return original(*args, **kwargs)
 
         monkeypatch.setattr(janus, name, wrapped)

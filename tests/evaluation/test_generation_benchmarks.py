@@ -31,10 +31,12 @@ def _files(folder):
     return {name: data for name, data in files.items() if name not in BOOKKEEPING}
 
 
-def test_geneval_writes_the_official_layout(tiny_backbone, geneval_metadata, tmp_path):
+def test_geneval_writes_the_official_layout(tiny_backbone, geneval_metadata, tmp_path, count_calls):
     model, backbone = tiny_backbone
     out = tmp_path / "geneval"
+    decodes = count_calls("decode_image_tokens")
     geneval.run_geneval(model, backbone, geneval_metadata, out, GenerationSettings(samples_per_prompt=4), grid=True)
+    assert len(decodes) == 3  # one decode per prompt (its 4 images), none inside the sampler
     expected = {f"{i:05d}/{name}" for i in range(3) for name in ("metadata.jsonl", "grid.png")}
     expected |= {f"{i:05d}/samples/{s:04d}.png" for i in range(3) for s in range(4)}
     assert set(_files(out)) == expected

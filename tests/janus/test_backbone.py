@@ -28,6 +28,8 @@ def test_janus_satisfies_the_protocol_and_the_registry_finds_it(backbone, tiny_j
     (tmp_path / "bad" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="--backbone"):
         infer_backbone(tmp_path / "bad")
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
+        infer_backbone(tmp_path)
 
 
 @pytest.mark.parametrize("logprob", ["cfg", "conditional"])
@@ -86,3 +88,13 @@ def test_answer_rollout_scores_the_gold_answer(tiny_janus, backbone):
         direct = janus.answer_token_logps(model, batch, gold.completion_ids, gold.completion_mask)
         via = backbone.answer_logps(model, gold, options)
     torch.testing.assert_close(via, direct)
+
+
+def test_sampling_without_decoding_gives_the_same_tokens_and_no_pixels(tiny_janus, backbone):
+    model, _ = tiny_janus
+    with torch.no_grad():
+        decoded = backbone.sample_images(model, ["a cat"] * 2, ImageSampling(), torch.Generator().manual_seed(3))
+        bare = backbone.sample_images(model, ["a cat"] * 2, ImageSampling(), torch.Generator().manual_seed(3), False)
+    assert bare.pixels is None
+    assert torch.equal(bare.rollout.completion_ids, decoded.rollout.completion_ids)
+    torch.testing.assert_close(backbone.decode_images(model, bare.rollout.completion_ids), decoded.pixels)

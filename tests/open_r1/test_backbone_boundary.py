@@ -80,13 +80,13 @@ class BagBackbone:
             out[i, : len(row)] = torch.tensor(row)
         return out
 
-    def sample_images(self, model, prompts, options, generator=None) -> GeneratedImages:
+    def sample_images(self, model, prompts, options, generator=None, decode=True) -> GeneratedImages:
         words = self._words(prompts)
         logps = (model.image_logits(words) / options.temperature).log_softmax(-1)  # [N, I, CODES]
         codes = torch.multinomial(logps.exp().view(-1, CODES), 1, generator=generator).view(-1, IMAGE_TOKENS)
         rollout = Rollout(codes, torch.ones_like(codes), logps.gather(-1, codes[..., None])[..., 0], {"words": words})
         self.calls.append(("sample_images", False))
-        return GeneratedImages(rollout, self.decode_images(model, codes))
+        return GeneratedImages(rollout, self.decode_images(model, codes) if decode else None)
 
     def image_logps(self, model, rollout, options) -> torch.Tensor:
         logps = (model.image_logits(rollout.record["words"]) / options.temperature).log_softmax(-1)
