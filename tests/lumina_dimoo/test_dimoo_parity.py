@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lumina_dimoo.attention import dimoo_logits
 from lumina_dimoo.processor import DimooProcessor
