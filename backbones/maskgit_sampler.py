@@ -175,6 +175,7 @@ def sample_maskgit(
     (the global RNG). Returns tokens as codes (id - space.offset), the reveal step and the sampler's log-prob of
     each code under log_softmax(mixed / tau) (Lumina) or log_softmax(mixed) (Show-o)."""
     current = canvas.initial()  # [B, N] ids
+    row_generators(generator, canvas.ids.shape[0])  # a wrong-length list fails before any forward
     unknown = current == space.mask_id
     initial_masked = unknown.sum(1)  # [B]
     tokens = torch.where(unknown, torch.full_like(current, -1), current - space.offset)

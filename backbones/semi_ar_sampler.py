@@ -147,6 +147,7 @@ def sample_semi_ar(
     `generator` as in `sample_maskgit` (None = the global RNG, like the original's `torch.rand_like`). Tokens
     are vocabulary ids minus `space.offset`; never-revealed slots (after a stop) are -1 with reveal step -1."""
     num_blocks, per_block = options.blocks(canvas.slots.shape[1])
+    row_generators(generator, canvas.ids.shape[0])  # a wrong-length list fails before any forward
     current = canvas.initial()  # [B, N] ids
     unknown = current == space.mask_id
     tokens = torch.where(unknown, torch.full_like(current, -1), current - space.offset)
