@@ -13,9 +13,30 @@ from dataclasses import dataclass
 
 import torch
 
-# ids [B, L] long -> logits [B, L, V]; a closure that holds the attention mask and the model (no model import here).
-LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 GeneratorArg = torch.Generator | list[torch.Generator] | None
+
+
+@dataclass(frozen=True)
+class AtSlots:
+    """Wraps `fn(ids [B, L], slots [B, N]) -> logits [B, N, V]` at the slots only: pass `AtSlots(fn)` wherever a
+    `LogitsFn` goes to skip the vocabulary head at prompt positions (Lumina-DiMOO's head is 134548 wide)."""
+
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ids [B, L] long -> logits [B, L, V]: a closure holding the model and its attention mask (no model import here);
+# or `AtSlots`.
+LogitsFn = Callable[[torch.Tensor], torch.Tensor] | AtSlots
+
+
+def logits_at(logits_fn: LogitsFn, ids: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """[B, N, V] logits of `ids` [B, L] at `slots` [B, N]."""
+    if isinstance(logits_fn, AtSlots):
+        return logits_fn.fn(ids, slots)
+    logits = logits_fn(ids)  # [B, L, V]
+    return logits.gather(1, slots.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+
+
 CFG_FORMS = ("maskgit", "llada")
 
 
@@ -132,20 +153,19 @@ def slot_logits(
     uncond_logits_fn: LogitsFn | None = None,
 ) -> torch.Tensor:
     """CFG-mixed logits [B, N, V'] over the token space at the slots of the state `slot_ids` [B, N] (ids)."""
-    cond = gather_slots(logits_fn(canvas.written(slot_ids)), canvas.slots, space)  # [B, N, V']
+    cond = in_space(logits_at(logits_fn, canvas.written(slot_ids), canvas.slots), space)  # [B, N, V']
     uncond = None
     if scoring.guided:
         if canvas.uncond_ids is None:
             raise ValueError(f"cfg_weight={scoring.cfg_weight} needs Canvas.uncond_ids / uncond_slots.")
-        uncond_logits = (uncond_logits_fn or logits_fn)(canvas.written(slot_ids, uncond=True))
-        uncond = gather_slots(uncond_logits, canvas.uncond_slots, space)
+        uncond_ids = canvas.written(slot_ids, uncond=True)
+        uncond = in_space(logits_at(uncond_logits_fn or logits_fn, uncond_ids, canvas.uncond_slots), space)
     return scoring.mix(cond, uncond)
 
 
-def gather_slots(logits: torch.Tensor, slots: torch.Tensor, space: TokenSpace) -> torch.Tensor:
-    """logits [B, L, V] -> [B, N, V'] at positions `slots` [B, N], restricted to the token space, float32+."""
-    picked = logits.gather(1, slots.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # [B, N, V]
-    picked = space.logits_slice(picked)
+def in_space(logits: torch.Tensor, space: TokenSpace) -> torch.Tensor:
+    """Slot logits [B, N, V] restricted to the token space [B, N, V'], in float32 (or wider)."""
+    picked = space.logits_slice(logits)
     return picked if picked.dtype in (torch.float32, torch.float64) else picked.float()
 
 
@@ -203,13 +223,15 @@ def row_generators(generator: GeneratorArg, rows: int) -> list[torch.Generator] 
 
 __all__ = [
     "CFG_FORMS",
+    "AtSlots",
     "Canvas",
     "GeneratorArg",
     "LogitsFn",
     "SlotSample",
     "StepScoring",
     "TokenSpace",
-    "gather_slots",
+    "in_space",
+    "logits_at",
     "row_generators",
     "slot_logits",
     "state_ids",
