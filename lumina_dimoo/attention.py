@@ -25,3 +25,16 @@ def bidirectional_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 def dimoo_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Logits [B, L, V] of right-padded `input_ids` [B, L] with padding mask [B, L] (the samplers' logits function)."""
     return model(input_ids=input_ids, attention_mask=bidirectional_mask(attention_mask), use_cache=False).logits
+
+
+def dimoo_slot_logits(
+    model: torch.nn.Module, attention_mask: torch.Tensor, input_ids: torch.Tensor, slots: torch.Tensor
+) -> torch.Tensor:
+    """Logits [B, N, V] at `slots` [B, N] only: the 134548-wide head runs on the sampled positions, not the prompt.
+
+    Calls the decoder and the head as modules (ZeRO-3 gathers parameters per module call)."""
+    hidden = model.get_decoder()(
+        input_ids=input_ids, attention_mask=bidirectional_mask(attention_mask), use_cache=False
+    ).last_hidden_state  # [B, L, D]
+    picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, N, D]
+    return model.get_output_embeddings()(picked)
