@@ -190,7 +190,10 @@ def test_gold_answers_score_a_left_to_right_trajectory(loaded):
 
 def test_save_load_roundtrip_through_the_backbone(loaded, tmp_path):
     backbone, model = loaded
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "metrics.jsonl").write_text("{}\n")  # a run folder's own files survive the save
     backbone.save(model, tmp_path / "saved")
+    assert (tmp_path / "saved" / "metrics.jsonl").read_text() == "{}\n"
     again, reloaded = LuminaDiMOOBackbone.load(tmp_path / "saved")
     assert again.processor.image_grid == backbone.processor.image_grid
     for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items(), strict=True):

@@ -1,8 +1,6 @@
 """The Lumina-DiMOO recipes parse to the paper's settings, and the tiny one trains end to end: `open_r1/grpo.py`, 2
 processes under DeepSpeed ZeRO-3 (gloo, CPU), saving a checkpoint in the original layout that the loader reads."""
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from open_r1.configs import PairGRPOConfig, PairScriptArguments
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "open_r1"))
 from pairgrpo_helpers import write_pairs  # noqa: E402 (the trainer tests' helpers)
 from test_configs import _world  # noqa: E402
-from test_zero3 import _env, _free_port  # noqa: E402
+from test_zero3 import launch_grpo, logged_steps  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,20 +35,13 @@ def test_recipes_parse(tmp_path, monkeypatch, recipe, world):
 
 @pytest.mark.slow
 def test_two_process_zero3_run_saves_a_loadable_checkpoint(tiny_dimoo_path, tmp_path):
-    out = tmp_path / "run"
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())),
-        *(str(REPO / "open_r1" / "grpo.py"), "--config", str(REPO / "configs/recipes/lumina_dimoo_tiny_cpu.yaml")),
-        *("--deepspeed", str(REPO / "configs" / "zero3.json"), "--model_name_or_path", str(tiny_dimoo_path)),
-        *("--pair_data_path", write_pairs(tmp_path / "data"), "--output_dir", str(out)),
-        *("--max_steps", "2", "--save_steps", "2", "--log_images_steps", "1"),
-    ]
-    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    out, data = tmp_path / "run", write_pairs(tmp_path / "data")
+    extra = ("--max_steps", "2", "--save_steps", "2", "--log_images_steps", "1")
+    result = launch_grpo("lumina_dimoo_tiny_cpu", tiny_dimoo_path, data, out, *extra, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "generate/reward_mean" in r]
+    steps = logged_steps(out)
     assert [r["step"] for r in steps] == [1, 2]
+    # Trajectory log-probs equal the samplers' on both ranks (the same states rebuilt under ZeRO-3).
     assert all(r[f"{task}/sampling_logp_abs_diff"] < 1e-4 for r in steps for task in ("understand", "generate"))
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
     model, _ = load_pretrained(out)  # the original layout, gathered from the ZeRO-3 shards
