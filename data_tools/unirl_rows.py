@@ -38,9 +38,17 @@ class SelfRow:
         return out
 
 
+# The two sides of a PairUG pair (data_tools.schema): a line holding either is a pair, never a self row.
+PAIR_SIDES = frozenset(("generate_ann", "understand_ann"))
+
+
 def is_self_row(obj: Any) -> bool:
-    """A self row has a prompt and a question but no pair sides (PairUG pairs have `generate_ann`)."""
-    return isinstance(obj, dict) and "generate_ann" not in obj and "understand_ann" not in obj and "question" in obj
+    """A self row has a prompt or a question but no pair sides (PairUG pairs have `generate_ann`).
+
+    A prompt alone is enough, so a self row that lacks its question is reported as missing `question`, not as a
+    pair missing `generate_ann`.
+    """
+    return isinstance(obj, dict) and not PAIR_SIDES & obj.keys() and ("question" in obj or "prompt" in obj)
 
 
 def _specs(obj: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
@@ -82,4 +90,4 @@ def read_self_rows(path: str | Path) -> list[SelfRow]:
     return [parse_self_row(obj, where) for where, obj in iter_jsonl(path)]
 
 
-__all__ = ["GENEVAL_TAGS", "SelfRow", "is_self_row", "parse_self_row", "read_self_rows"]
+__all__ = ["GENEVAL_TAGS", "PAIR_SIDES", "SelfRow", "is_self_row", "parse_self_row", "read_self_rows"]

@@ -190,6 +190,18 @@ def resolve_resume(value: str | bool | None, output_dir: str) -> str | None:
     return str(value)
 
 
+def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
+    """The step of `checkpoint` when it already reached `max_steps` (resuming would train past it), else None.
+
+    The HF Trainer only checks max_steps after a step, so resuming a finished run in the middle of an epoch runs
+    one more (issue 25); entry points stop before `train()` instead. `max_steps <= 0` (epochs) never finishes here.
+    """
+    if checkpoint is None or max_steps <= 0:
+        return None
+    step = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+    return step if step >= max_steps else None
+
+
 # ---------------------------------------------------------------- the running job --------------------------------
 
 
