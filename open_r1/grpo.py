@@ -61,11 +61,13 @@ def answer_judge(training_args: PairGRPOConfig) -> LLMAnswerJudge | None:
     """The optional LLM grader of free-form gold answers (UniRL's "same / not same"), cached on disk."""
     if not training_args.answer_judge_model:
         return None
-    return LLMAnswerJudge(
+    judge = LLMAnswerJudge(
         training_args.answer_judge_model,
         training_args.answer_judge_cache_dir,
         base_url=training_args.answer_judge_base_url,
     )
+    judge.check_model()  # a misspelt model name fails here, not at the first free-form row mid-training
+    return judge
 
 
 def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_args: ModelConfig) -> None:
