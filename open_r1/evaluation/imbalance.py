@@ -188,14 +188,14 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
     }
     key = make_key("unirl_imbalance", args.model_path, [args.results, args.qa], recorded)
     with claim_out_dir(args.out_dir, key, understanding_outputs, args.overwrite):
-        model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
         judge = None
         if args.judge_model:
             from rewards.answer_judge import LLMAnswerJudge
 
             judge = LLMAnswerJudge(args.judge_model, args.judge_cache or str(Path(args.out_dir) / "judge"),
                                    base_url=args.judge_base_url)  # fmt: skip
-            judge.check_model()
+            judge.check_model()  # before the model loads
+        model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
         result = run_imbalance(
             lambda items, log: answer_items(model, backbone, items, log, settings),
             args.results, args.images, args.qa, args.out_dir, judge, model_name=key["model"]["path"], limit=args.limit,
