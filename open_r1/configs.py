@@ -6,6 +6,7 @@ The config describes the run; what depends on the machine (backend, bf16 support
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
@@ -54,6 +55,17 @@ DEFAULT_UNDERSTANDING_TEMPLATE = (
     "{question}\nFirst think about the question step by step inside <think> </think> tags, then give the final "
     "answer (the option's letter only) inside <answer> </answer> tags, e.g. <think> ... </think><answer>A</answer>."
 )
+
+
+def check_int_fields(config: object) -> None:
+    """Refuse a float in an integer field (`num_generations: 4.5` in a recipe): YAML values skip argparse's type
+    conversion, so without this the run fails after the model loads, in a message that does not name the field."""
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name, None)
+        if spec.type in (int, int | None) and isinstance(value, float):
+            fix = f"{int(value)}" if value.is_integer() else f"{math.floor(value)} or {math.ceil(value)}"
+            raise ValueError(f"{spec.name}: {value!r} is not an integer; fix: set {spec.name} to a whole number, "
+                             f"e.g. {fix}")  # fmt: skip
 
 
 @dataclass
@@ -309,6 +321,7 @@ class PairGRPOConfig(GRPOConfig):
     num_images_to_log: int = field(default=8, metadata={"help": "Images per logged grid."})
 
     def __post_init__(self):
+        check_int_fields(self)
         self._resolve_rollout_counts()
         self._resolve_batch()
         if self.gradient_checkpointing:

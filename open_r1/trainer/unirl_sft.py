@@ -29,6 +29,7 @@ from backbones import AnswerSampling, Backbone, GeneratedImages, ImageSampling
 from data_tools.jsonl import iter_jsonl
 from data_tools.schema import SchemaError
 from data_tools.unirl_rows import PAIR_SIDES, SelfRow, parse_self_row
+from open_r1.configs import check_int_fields
 from open_r1.dataset import SELF_PAIR_TYPE
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.model_card import write_model_card_for_save
@@ -106,6 +107,7 @@ class UniRLSFTConfig(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_int_fields(self)
         # The machine-dependent setup (fp32 and a gloo state on a CPU-only host) is open_r1.runtime.prepare_launch's,
         # run by open_r1/sft.py before this config is parsed, exactly as for PairGRPO.
         if self.gradient_checkpointing:

@@ -1,0 +1,24 @@
+"""A float in an integer recipe field is named when the recipe is parsed, before any model loads (issue 25)."""
+
+import pytest
+from trl import ModelConfig, TrlParser
+
+from open_r1.configs import PairGRPOConfig, PairScriptArguments
+from open_r1.trainer.unirl_sft import UniRLSFTConfig
+
+
+@pytest.mark.parametrize(
+    ("config_cls", "line", "field"),
+    [
+        (PairGRPOConfig, "num_generations: 4.5", "num_generations"),
+        (PairGRPOConfig, "per_device_train_batch_size: 2.5", "per_device_train_batch_size"),
+        (UniRLSFTConfig, "judge_max_new_tokens: 8.5", "judge_max_new_tokens"),
+    ],
+)
+def test_a_float_for_an_int_field_names_the_field(tmp_path, config_cls, line, field):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"use_cpu: true\nreport_to: none\n{line}\n")
+    parser = TrlParser((PairScriptArguments, config_cls, ModelConfig))
+    argv = ["--config", str(recipe), "--pair_data_path", "p.jsonl", "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match=rf"^{field}: .* is not an integer; fix: set {field} to a whole number"):
+        parser.parse_args_and_config(argv)
