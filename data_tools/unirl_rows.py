@@ -103,4 +103,13 @@ def read_self_rows(path: str | Path) -> list[SelfRow]:
     return [parse_self_row(obj, where) for where, obj in iter_jsonl(path)]
 
 
-__all__ = ["GENEVAL_TAGS", "PAIR_SIDES", "SelfRow", "is_self_row", "parse_row", "parse_self_row", "read_self_rows", "scan_rows"]
+__all__ = [
+    "GENEVAL_TAGS",
+    "PAIR_SIDES",
+    "SelfRow",
+    "is_self_row",
+    "parse_row",
+    "parse_self_row",
+    "read_self_rows",
+    "scan_rows",
+]

@@ -29,7 +29,7 @@ from backbones import AnswerSampling, Backbone, GeneratedImages, ImageSampling
 from data_tools.jsonl import iter_jsonl
 from data_tools.schema import SchemaError
 from data_tools.unirl_rows import PAIR_SIDES, SelfRow, parse_self_row
-from open_r1.configs import check_int_fields
+from open_r1.configs import check_field_types
 from open_r1.dataset import SELF_PAIR_TYPE
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.model_card import write_model_card_for_save
@@ -41,6 +41,11 @@ from rewards.reward_unirl import answer_is_correct
 logger = logging.getLogger(__name__)
 
 SELF_ROW_COLUMNS = ("prompt", "question", "answer", "tag")
+PAIR_IN_SFT = "a PairUG pair; UniRL SFT trains on self rows (prompt, question, answer)"
+PAIR_IN_SFT_FIX = (
+    "build self rows with data_tools/make_unirl_prompts.py, train pairs with open_r1/grpo.py, or pass "
+    "--pair_types self to keep only the file's self rows"
+)
 
 
 @dataclass
@@ -107,7 +112,7 @@ class UniRLSFTConfig(TrainingArguments):
     )
 
     def __post_init__(self):
-        check_int_fields(self)
+        check_field_types(self)
         # The machine-dependent setup (fp32 and a gloo state on a CPU-only host) is open_r1.runtime.prepare_launch's,
         # run by open_r1/sft.py before this config is parsed, exactly as for PairGRPO.
         if self.gradient_checkpointing:
@@ -177,11 +182,7 @@ def _scan_self_rows(path: Path, drop_pairs: bool) -> tuple[list[SelfRow], list[s
         try:
             if isinstance(obj, dict) and PAIR_SIDES & obj.keys():
                 if not drop_pairs:
-                    raise SchemaError(
-                        where, "generate_ann", "a PairUG pair; UniRL SFT trains on self rows (prompt, question, answer)",
-                        "build self rows with data_tools/make_unirl_prompts.py, train pairs with open_r1/grpo.py, or "
-                        "pass --pair_types self to keep only the file's self rows",
-                    )  # fmt: skip
+                    raise SchemaError(where, "generate_ann", PAIR_IN_SFT, PAIR_IN_SFT_FIX)
                 continue
             rows.append(parse_self_row(obj, where))
         except SchemaError as err:

@@ -1,4 +1,5 @@
-"""A float in an integer recipe field is named when the recipe is parsed, before any model loads (issue 25)."""
+"""A float in an integer recipe field, or a string in a list field, is named when the recipe is parsed, before any
+model loads (issue 25)."""
 
 import pytest
 from trl import ModelConfig, TrlParser
@@ -21,4 +22,21 @@ def test_a_float_for_an_int_field_names_the_field(tmp_path, config_cls, line, fi
     parser = TrlParser((PairScriptArguments, config_cls, ModelConfig))
     argv = ["--config", str(recipe), "--pair_data_path", "p.jsonl", "--output_dir", str(tmp_path / "out")]
     with pytest.raises(ValueError, match=rf"^{field}: .* is not an integer; fix: set {field} to a whole number"):
+        parser.parse_args_and_config(argv)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("trainable_modules: language_model", "trainable_modules"),
+        ("reward_funcs: accuracy", "reward_funcs"),
+        ("reward_weights: 1.0", "reward_weights"),
+    ],
+)
+def test_a_string_for_a_list_field_is_not_split_into_letters(tmp_path, line, field):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"use_cpu: true\nreport_to: none\n{line}\n")
+    parser = TrlParser((PairScriptArguments, PairGRPOConfig, ModelConfig))
+    argv = ["--config", str(recipe), "--pair_data_path", "p.jsonl", "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match=rf"^{field}: .* is a (str|float), not a list; fix: write it as a YAML list"):
         parser.parse_args_and_config(argv)
