@@ -10,6 +10,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import GRPOConfig
 
@@ -460,6 +461,11 @@ class PairGRPOConfig(GRPOConfig):
         if self.answer_judge_model and not self.answer_judge_cache_dir:
             raise ValueError(
                 "answer_judge_model is set without answer_judge_cache_dir; give a folder for its cached verdicts."
+            )
+        if self.answer_judge_cache_dir and Path(self.answer_judge_cache_dir).is_file():
+            raise ValueError(
+                f"answer_judge_cache_dir={self.answer_judge_cache_dir!r} is a file; fix: give a folder for the judge's "
+                "cached verdicts"
             )
 
     def _refuse_unsupported(self) -> None:

@@ -125,6 +125,17 @@ def load_pair_dataset(
     return datasets.Dataset.from_dict(columns, features=features)
 
 
+def check_rows_for_method(method: str, dataset: datasets.Dataset, path: str | Path) -> None:
+    """UniRL's GRPO (`method: unirl`) rewards images through their self-row question: without any self row every
+    generation reward is None and the run trains on nothing, so refuse it before the model loads."""
+    if method == "unirl" and not any(dataset["own_image"]):
+        raise ValueError(
+            f"method='unirl' but {path} holds no UniRL self rows (its {len(dataset)} rows are PairUG pairs), so "
+            "unirl_image would give every image no reward; fix: build self rows with data_tools/make_unirl_prompts.py, "
+            "or set method: pairgrpo"
+        )
+
+
 def _check_pair_types(pair_types: Sequence[str]) -> None:
     unknown = [t for t in pair_types if t not in ROW_TYPES]
     if unknown:

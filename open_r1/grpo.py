@@ -25,7 +25,7 @@ from backbones import backbone_class, infer_backbone
 from backbones.interface import trainable_prefixes
 from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
-from open_r1.dataset import load_pair_dataset
+from open_r1.dataset import check_rows_for_method, load_pair_dataset
 from open_r1.logs import filter_known_warnings
 from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
 from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
@@ -87,6 +87,7 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     )
     if script_args.max_train_pairs is not None:
         dataset = dataset.select(range(min(script_args.max_train_pairs, len(dataset))))
+    check_rows_for_method(training_args.method, dataset, script_args.pair_data_path)
     logger.info("Training on %d pairs from %s", len(dataset), script_args.pair_data_path)
 
     # Reward models are built here, frozen and outside any DeepSpeed zero.Init, once per rank.

@@ -79,6 +79,8 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
     Call it after the distributed state exists (the training config is built) and before the trainer.
     """
     path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output_dir {output_dir} is a file, not a folder; fix: choose a new --output_dir")
     entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     if not entries or resuming:
         return
