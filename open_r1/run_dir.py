@@ -192,6 +192,19 @@ def resolve_resume(value: str | bool | None, output_dir: str) -> str | None:
     return str(value)
 
 
+def missing_marker(folder: str | os.PathLike) -> str | None:
+    """Why `checkpoint-N` must not be read (export, evaluation) when its run writes completion markers and this one
+    has none (its save was interrupted, possibly on another rank); None otherwise, also for non-checkpoint folders."""
+    path = Path(folder)
+    if (
+        not CHECKPOINT_RE.match(path.name)
+        or (path / COMPLETE_MARKER).is_file()
+        or not _run_writes_markers(path.parent)
+    ):
+        return None
+    return f"{path} has no {COMPLETE_MARKER} while other checkpoints of its run do (its save was interrupted)"
+
+
 def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
     """The step of `checkpoint` when it already reached `max_steps` (resuming would train past it), else None.
 
