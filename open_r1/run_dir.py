@@ -81,6 +81,11 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"output_dir {output_dir} is a file, not a folder; fix: choose a new --output_dir")
+    if resuming and overwrite:
+        raise ValueError(
+            "--overwrite_output_dir deletes the checkpoint --resume_from_checkpoint continues from; fix: drop one of "
+            "them (resume the run, or start it over)"
+        )
     entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     if not entries or resuming:
         return

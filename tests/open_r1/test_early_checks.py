@@ -35,3 +35,10 @@ def test_method_unirl_without_self_rows_stops_before_the_model_loads(
     args = tiny_args(tmp_path / "out", method="unirl", reward_funcs=["accuracy", "unirl_image"])
     with pytest.raises(ValueError, match=r"method='unirl' but .* holds no UniRL self rows.*fix:"):
         grpo.main(PairScriptArguments(pair_data_path=str(pair_jsonl)), args, ModelConfig(str(tiny_janus_path)))
+
+
+def test_overwrite_with_resume_is_refused_not_ignored(tmp_path):
+    (tmp_path / "checkpoint-2").mkdir()
+    with pytest.raises(ValueError, match=r"--overwrite_output_dir deletes the checkpoint .*fix: drop one"):
+        prepare_output_dir(str(tmp_path), resuming=True, overwrite=True)
+    assert (tmp_path / "checkpoint-2").is_dir()
