@@ -9,6 +9,7 @@
 - `exit_with_launcher`: workers die with their torchrun launcher, even when it is killed with SIGKILL.
 """
 
+import atexit
 import ctypes
 import json
 import logging
@@ -231,7 +232,11 @@ class RunDirCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         pids = _gather([socket.gethostname(), os.getpid(), os.getppid()])
         if args.should_save:
-            atomic_write_text(Path(args.output_dir) / PID_FILE, pid_file_text(pids, launched=_launched_by_torchrun()))
+            path, text = Path(args.output_dir) / PID_FILE, pid_file_text(pids, launched=_launched_by_torchrun())
+            atomic_write_text(path, text)
+            # A run that dies of an exception never reaches on_train_end: without this, run.pid would keep PIDs that
+            # later belong to other processes (`kill $(cat run.pid)`). SIGKILL still leaves it; the next run rewrites.
+            atexit.register(remove_pid_file, path, text)
 
     def on_save(self, args, state, control, **kwargs):
         # The HF Trainer calls on_save after writing model, optimizer, RNG and trainer_state.json and rotating old
@@ -244,6 +249,15 @@ class RunDirCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if args.should_save:
             (Path(args.output_dir) / PID_FILE).unlink(missing_ok=True)
+
+
+def remove_pid_file(path: Path, text: str) -> None:
+    """Delete `run.pid` if it still lists this run's PIDs (a newer run in the same folder may have replaced it)."""
+    try:
+        if path.read_text() == text:
+            path.unlink()
+    except OSError:
+        pass  # already gone
 
 
 def pid_file_text(ranks: list[list], launched: bool) -> str:
