@@ -103,13 +103,7 @@ def load_pair_dataset(
     root = Path(image_root) if image_root is not None else path.parent
     scanned, errors = scan_rows(path, root)
     pairs = [item for _, item in scanned]
-    if errors and not skip_invalid:
-        raise ValueError(
-            f"{len(errors)} invalid line(s) in {path} (fix them, or pass --skip_invalid to train without them):\n"
-            + "\n".join(errors)
-        )
-    if errors:
-        logger.warning("%s: skipped %d invalid line(s) (--skip_invalid):\n%s", path, len(errors), "\n".join(errors))
+    report_invalid_lines(path, errors, skip_invalid)
     if pair_types:
         _check_pair_types(pair_types)
         pairs = [p for p in pairs if _type(p) in pair_types]
@@ -123,6 +117,17 @@ def load_pair_dataset(
     dtypes = {"similarity": "float64", "own_image": "bool"}
     features = datasets.Features({name: datasets.Value(dtypes.get(name, "string")) for name in PAIR_COLUMNS})
     return datasets.Dataset.from_dict(columns, features=features)
+
+
+def report_invalid_lines(path: str | Path, errors: list[str], skip_invalid: bool) -> None:
+    """Raise one `ValueError` listing every invalid line, or (`skip_invalid`) warn with their count and list."""
+    if errors and not skip_invalid:
+        raise ValueError(
+            f"{len(errors)} invalid line(s) in {path} (fix them, or pass --skip_invalid to train without them):\n"
+            + "\n".join(errors)
+        )
+    if errors:
+        logger.warning("%s: skipped %d invalid line(s) (--skip_invalid):\n%s", path, len(errors), "\n".join(errors))
 
 
 def check_rows_for_method(method: str, dataset: datasets.Dataset, path: str | Path) -> None:

@@ -30,7 +30,7 @@ from data_tools.jsonl import iter_jsonl
 from data_tools.schema import SchemaError
 from data_tools.unirl_rows import PAIR_SIDES, SelfRow, parse_self_row
 from open_r1.configs import check_field_types
-from open_r1.dataset import SELF_PAIR_TYPE
+from open_r1.dataset import SELF_PAIR_TYPE, report_invalid_lines
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.pair_grpo_trainer import freeze_modules
@@ -147,13 +147,7 @@ def load_self_rows(
     """
     pairs_dropped = _check_sft_pair_types(pair_types)
     rows, errors = _scan_self_rows(Path(path), pairs_dropped)
-    if errors and not skip_invalid:
-        raise ValueError(
-            f"{len(errors)} invalid line(s) in {path} (fix them, or pass --skip_invalid to train without them):\n"
-            + "\n".join(errors)
-        )
-    if errors:
-        logger.warning("%s: skipped %d invalid line(s) (--skip_invalid):\n%s", path, len(errors), "\n".join(errors))
+    report_invalid_lines(path, errors, skip_invalid)
     rows = rows[:max_rows]
     if not rows:
         raise ValueError(f"{path}: no valid self rows; fix: build some with data_tools/make_unirl_prompts.py")

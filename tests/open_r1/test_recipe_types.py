@@ -8,6 +8,15 @@ from open_r1.configs import PairGRPOConfig, PairScriptArguments
 from open_r1.trainer.unirl_sft import UniRLSFTConfig
 
 
+def _parse(tmp_path, config_cls, line):
+    """Parse a recipe holding `line` as the entry points do (TrlParser, --config)."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"use_cpu: true\nreport_to: none\n{line}\n")
+    parser = TrlParser((PairScriptArguments, config_cls, ModelConfig))
+    argv = ["--config", str(recipe), "--pair_data_path", "p.jsonl", "--output_dir", str(tmp_path / "out")]
+    return parser.parse_args_and_config(argv)
+
+
 @pytest.mark.parametrize(
     ("config_cls", "line", "field"),
     [
@@ -17,12 +26,8 @@ from open_r1.trainer.unirl_sft import UniRLSFTConfig
     ],
 )
 def test_a_float_for_an_int_field_names_the_field(tmp_path, config_cls, line, field):
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"use_cpu: true\nreport_to: none\n{line}\n")
-    parser = TrlParser((PairScriptArguments, config_cls, ModelConfig))
-    argv = ["--config", str(recipe), "--pair_data_path", "p.jsonl", "--output_dir", str(tmp_path / "out")]
     with pytest.raises(ValueError, match=rf"^{field}: .* is not an integer; fix: set {field} to a whole number"):
-        parser.parse_args_and_config(argv)
+        _parse(tmp_path, config_cls, line)
 
 
 @pytest.mark.parametrize(
@@ -34,9 +39,5 @@ def test_a_float_for_an_int_field_names_the_field(tmp_path, config_cls, line, fi
     ],
 )
 def test_a_string_for_a_list_field_is_not_split_into_letters(tmp_path, line, field):
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"use_cpu: true\nreport_to: none\n{line}\n")
-    parser = TrlParser((PairScriptArguments, PairGRPOConfig, ModelConfig))
-    argv = ["--config", str(recipe), "--pair_data_path", "p.jsonl", "--output_dir", str(tmp_path / "out")]
     with pytest.raises(ValueError, match=rf"^{field}: .* is a (str|float), not a list; fix: write it as a YAML list"):
-        parser.parse_args_and_config(argv)
+        _parse(tmp_path, PairGRPOConfig, line)
