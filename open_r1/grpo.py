@@ -25,7 +25,7 @@ from backbones import backbone_class, infer_backbone
 from backbones.interface import trainable_prefixes
 from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
-from open_r1.dataset import load_pair_dataset
+from open_r1.dataset import check_rows_for_method, load_pair_dataset
 from open_r1.logs import filter_known_warnings
 from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
 from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
@@ -61,11 +61,13 @@ def answer_judge(training_args: PairGRPOConfig) -> LLMAnswerJudge | None:
     """The optional LLM grader of free-form gold answers (UniRL's "same / not same"), cached on disk."""
     if not training_args.answer_judge_model:
         return None
-    return LLMAnswerJudge(
+    judge = LLMAnswerJudge(
         training_args.answer_judge_model,
         training_args.answer_judge_cache_dir,
         base_url=training_args.answer_judge_base_url,
     )
+    judge.check_model()  # a misspelt model name fails here, not at the first free-form row mid-training
+    return judge
 
 
 def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_args: ModelConfig) -> None:
@@ -85,6 +87,7 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     )
     if script_args.max_train_pairs is not None:
         dataset = dataset.select(range(min(script_args.max_train_pairs, len(dataset))))
+    check_rows_for_method(training_args.method, dataset, script_args.pair_data_path)
     logger.info("Training on %d pairs from %s", len(dataset), script_args.pair_data_path)
 
     # Reward models are built here, frozen and outside any DeepSpeed zero.Init, once per rank.

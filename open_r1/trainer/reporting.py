@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
+from data_tools.jsonl import atomic_write_text
 from open_r1.logs import warn_once
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,35 @@ def log_sample_grid(
     return path
 
 
+def drop_lines_after(path: Path, step: int) -> int:
+    """Rewrite `metrics.jsonl` (atomically) without the lines of steps after `step`; returns how many went."""
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _line_step(line) <= step]
+    if len(kept) < len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+        logger.info(
+            "%s: dropped %d line(s) of steps after %d (the run resumes there)", path, len(lines) - len(kept), step
+        )
+    return len(lines) - len(kept)
+
+
+def _line_step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0.0  # a line this module did not write is kept
+
+
 class MetricsFileCallback(TrainerCallback):
     """Append every log to `metrics.jsonl`, warn on zero grad norm, plot reward curves at the end (main process)."""
 
     def __init__(self, output_dir: str):
         self.path = Path(output_dir) / "metrics.jsonl"
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed run repeats the steps after its checkpoint: drop their old lines so each step is logged once.
+        if state.is_world_process_zero and state.global_step > 0 and self.path.is_file():
+            drop_lines_after(self.path, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
