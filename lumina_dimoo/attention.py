@@ -25,3 +25,16 @@ def bidirectional_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 def dimoo_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Logits [B, L, V] of right-padded `input_ids` [B, L] with padding mask [B, L] (the samplers' logits function)."""
     return model(input_ids=input_ids, attention_mask=bidirectional_mask(attention_mask), use_cache=False).logits
+
+
+def slot_logits_fn(model: torch.nn.Module, attention_mask: torch.Tensor):
+    """`fn(ids [B, L], slots [B, N]) -> logits [B, N, V]` for the shared samplers (`backbones.masked_diffusion.AtSlots`):
+    the body runs over the whole sequence, the 134548-wide head only at the slots."""
+    mask = bidirectional_mask(attention_mask)
+
+    def at_slots(input_ids: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        hidden = model.model(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state  # [B, L, D]
+        picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, N, D]
+        return model.lm_head(picked)
+
+    return at_slots
