@@ -123,3 +123,18 @@ def test_pairgrpo_step_on_tiny_lumina(tiny_dimoo_path, tmp_path):
     trainer.save_model(str(tmp_path / "final"))
     reloaded = LuminaDiMOOBackbone.load(tmp_path / "final")[1]
     torch.testing.assert_close(reloaded.lm_head.weight, model.lm_head.weight)
+
+
+@pytest.mark.parametrize("recipe", ["lumina_dimoo", "lumina_dimoo_tiny_cpu"])
+def test_recipes_parse(tmp_path, recipe):
+    from trl import ModelConfig, TrlParser
+
+    from open_r1.configs import PairGRPOConfig, PairScriptArguments
+
+    parser = TrlParser((PairScriptArguments, PairGRPOConfig, ModelConfig))
+    argv = ["--config", f"configs/recipes/{recipe}.yaml", "--output_dir", str(tmp_path), "--pair_data_path", "x"]
+    _, args, _ = parser.parse_args_and_config([*argv, "--bf16", "false"])
+    assert args.backbone == "lumina_dimoo" and args.num_generations_text == args.num_generations_image == 2
+    image, answer = args.image_sampling(), args.answer_sampling()
+    assert (image.steps, answer.steps) == ((35, 2) if recipe == "lumina_dimoo" else (4, 2))
+    assert image.cfg_weight == 4.0 and image.logprob == "cfg"
