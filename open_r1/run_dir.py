@@ -69,7 +69,17 @@ RUN_OUTPUTS = (
 # ---------------------------------------------------------------- output folder ----------------------------------
 
 
-def is_run_output(name: str) -> bool:
+# Folders whose NAME matches RUN_OUTPUTS but which a user may also fill (issue 25: `checkpoint-best/`, own files in
+# `samples/`): a checkpoint folder must be `checkpoint-<step>`, and `samples/` may hold only the run's grids.
+SAMPLE_FILE_RE = re.compile(r"^step_\d+\.png$")
+
+
+def is_run_output(name: str, folder: Path | None = None) -> bool:
+    """Whether `name` (an entry of the output folder `folder`) is something a run writes, hence safe to delete."""
+    if name.startswith("checkpoint-"):
+        return CHECKPOINT_RE.match(name) is not None
+    if name == "samples" and folder is not None and (folder / name).is_dir():
+        return all(SAMPLE_FILE_RE.match(p.name) and p.is_file() for p in (folder / name).iterdir())
     return any(fnmatch(name, pattern) for pattern in RUN_OUTPUTS)
 
 
@@ -88,7 +98,7 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
             "continue the run saved there, --overwrite_output_dir to delete that run's outputs and start over, or "
             "choose a new --output_dir."
         )
-    foreign = [name for name in entries if not is_run_output(name)]
+    foreign = [name for name in entries if not is_run_output(name, path)]
     if foreign:
         raise ValueError(
             f"--overwrite_output_dir: {output_dir} holds files a training run does not write ({_summary(foreign)}); "

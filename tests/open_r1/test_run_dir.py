@@ -68,6 +68,19 @@ def test_overwrite_deletes_only_run_outputs_and_refuses_foreign_files(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("user_file", ["checkpoint-best/model.safetensors", "samples/my_favourite.png"])
+def test_overwrite_keeps_a_users_checkpoint_best_and_own_sample_files(tmp_path, user_file):
+    """Issue 25: `checkpoint-*` matched a user's `checkpoint-best/`, and all of `samples/` went with its user files."""
+    write_checkpoint(tmp_path, 3)
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "step_000002.png").write_text("x")
+    (tmp_path / user_file).parent.mkdir(exist_ok=True)
+    (tmp_path / user_file).write_text("keep me")
+    with pytest.raises(ValueError, match=f"does not write \\({user_file.split('/')[0]}\\)"):
+        prepare_output_dir(str(tmp_path), resuming=False, overwrite=True)
+    assert (tmp_path / user_file).read_text() == "keep me" and (tmp_path / "checkpoint-3").exists()
+
+
 # ---------------------------------------------------------------- checkpoints ------------------------------------
 
 
