@@ -200,6 +200,31 @@ def resolve_resume(value: str | bool | None, output_dir: str) -> str | None:
     return str(value)
 
 
+def resumed_run_is_finished(checkpoint: str | None, output_dir: str, max_steps: int) -> bool:
+    """True when the resumed checkpoint already reached `max_steps` and the final model is in `output_dir`: nothing
+    is left to train (issue 25: resuming a finished run trained "step 11/10" and rewrote the final model). Raises
+    when the run finished but its final model is missing (the save after training was interrupted)."""
+    if checkpoint is None or max_steps <= 0:
+        return False
+    state = Path(checkpoint) / "trainer_state.json"
+    step = json.loads(state.read_text(encoding="utf-8")).get("global_step", 0) if state.is_file() else 0
+    if step < max_steps:
+        return False
+    if not any((Path(output_dir) / name).is_file() for name in WEIGHT_FILES):
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint}: that run already finished (step {step} of max_steps "
+            f"{max_steps}) but {output_dir} holds no final model; {checkpoint} holds the final weights: load or "
+            "export it, or raise --max_steps to train further."
+        )
+    logger.warning(
+        "%s is at step %d of max_steps %d: the run is finished, nothing to train (raise --max_steps to continue).",
+        checkpoint,
+        step,
+        max_steps,
+    )
+    return True
+
+
 # ---------------------------------------------------------------- the running job --------------------------------
 
 

@@ -151,6 +151,19 @@ def test_real_trainer_marks_checkpoints_and_resumes_from_the_last_complete_one(t
 # ---------------------------------------------------------------- stopping a run ---------------------------------
 
 
+def test_resuming_a_finished_run_trains_nothing_and_keeps_the_final_model(tmp_path):
+    """Issue 25: resuming checkpoint-10 of a max_steps 10 run trained "step 11/10" and rewrote the final model."""
+    from open_r1.run_dir import resumed_run_is_finished
+
+    checkpoint = str(write_checkpoint(tmp_path, 10))
+    with pytest.raises(ValueError, match="already finished \\(step 10 of max_steps 10\\).*holds no final model"):
+        resumed_run_is_finished(checkpoint, str(tmp_path), max_steps=10)
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert resumed_run_is_finished(checkpoint, str(tmp_path), max_steps=10)
+    assert not resumed_run_is_finished(checkpoint, str(tmp_path), max_steps=12)  # more to train
+    assert not resumed_run_is_finished(None, str(tmp_path), max_steps=10)
+
+
 def test_pid_file_lists_launcher_then_workers_of_the_main_host():
     ranks = [["node0", 101, 100], ["node0", 102, 100], ["node1", 201, 200]]
     assert pid_file_text(ranks, launched=True) == "100\n101\n102\n"
