@@ -27,7 +27,7 @@ from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
 from open_r1.dataset import check_rows_for_method, load_pair_dataset
 from open_r1.logs import filter_known_warnings
-from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
+from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume, resumed_run_is_finished
 from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
 from open_r1.trainer import PairGRPOTrainer
 from open_r1.trainer.lora import build_lora_config
@@ -81,6 +81,8 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     if resume is not None:
         # Every rank checks the files it will read: a truncated shard fails here, naming the file, on all ranks.
         verify_checkpoint_files(resume)
+    if resumed_run_is_finished(resume, training_args.output_dir, training_args.max_steps):
+        return
 
     dataset = load_pair_dataset(
         script_args.pair_data_path, script_args.image_root, script_args.skip_invalid, script_args.pair_types

@@ -70,7 +70,17 @@ RUN_OUTPUTS = (
 # ---------------------------------------------------------------- output folder ----------------------------------
 
 
-def is_run_output(name: str) -> bool:
+# Folders whose NAME matches RUN_OUTPUTS but which a user may also fill (issue 25: `checkpoint-best/`, own files in
+# `samples/`): a checkpoint folder must be `checkpoint-<step>`, and `samples/` may hold only the run's grids.
+SAMPLE_FILE_RE = re.compile(r"^step_\d+\.png$")
+
+
+def is_run_output(name: str, folder: Path | None = None) -> bool:
+    """Whether `name` (an entry of the output folder `folder`) is something a run writes, hence safe to delete."""
+    if name.startswith("checkpoint-"):
+        return CHECKPOINT_RE.match(name) is not None
+    if name == "samples" and folder is not None and (folder / name).is_dir():
+        return all(SAMPLE_FILE_RE.match(p.name) and p.is_file() for p in (folder / name).iterdir())
     return any(fnmatch(name, pattern) for pattern in RUN_OUTPUTS)
 
 
@@ -96,7 +106,7 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
             "continue the run saved there, --overwrite_output_dir to delete that run's outputs and start over, or "
             "choose a new --output_dir."
         )
-    foreign = [name for name in entries if not is_run_output(name)]
+    foreign = [name for name in entries if not is_run_output(name, path)]
     if foreign:
         raise ValueError(
             f"--overwrite_output_dir: {output_dir} holds files a training run does not write ({_summary(foreign)}); "
@@ -221,6 +231,28 @@ def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
         return None
     step = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
     return step if step >= max_steps else None
+
+
+def resumed_run_is_finished(checkpoint: str | None, output_dir: str, max_steps: int) -> bool:
+    """True when the resumed checkpoint already reached `max_steps` and the final model is in `output_dir`: nothing
+    is left to train (issue 25: resuming a finished run trained "step 11/10" and rewrote the final model). Raises
+    when the run finished but its final model is missing (the save after training was interrupted)."""
+    step = finished_step(checkpoint, max_steps)
+    if step is None:
+        return False
+    if not any((Path(output_dir) / name).is_file() for name in WEIGHT_FILES):
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint}: that run already finished (step {step} of max_steps "
+            f"{max_steps}) but {output_dir} holds no final model; {checkpoint} holds the final weights: load or "
+            "export it, or raise --max_steps to train further."
+        )
+    logger.warning(
+        "%s is at step %d of max_steps %d: the run is finished, nothing to train (raise --max_steps to continue).",
+        checkpoint,
+        step,
+        max_steps,
+    )
+    return True
 
 
 # ---------------------------------------------------------------- the running job --------------------------------

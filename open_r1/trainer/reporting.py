@@ -185,8 +185,17 @@ def _jsonable(logs: dict) -> dict:
     return out
 
 
-def plot_reward_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike) -> Path | None:
-    """One panel per task-level reward key (`*/reward_mean` and each `rewards/*/mean`) against the step."""
+def rolling_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last `window` points (fewer at the start), one value per input point."""
+    sums = [0.0]
+    for value in values:
+        sums.append(sums[-1] + value)
+    return [(sums[i + 1] - sums[max(0, i + 1 - window)]) / min(window, i + 1) for i in range(len(values))]
+
+
+def plot_reward_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, window: int = 10) -> Path | None:
+    """One panel per task-level reward key (`*/reward_mean` and each `rewards/*/mean`) against the step: the raw
+    per-step points and their `window`-step rolling mean, so the trend reads through GRPO's step-to-step noise."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on training nodes
@@ -206,7 +215,10 @@ def plot_reward_curves(metrics_path: str | os.PathLike, out_path: str | os.PathL
     fig, axes = plt.subplots(len(keys), 1, figsize=(6, 2.2 * len(keys)), squeeze=False)
     for ax, key in zip(axes[:, 0], keys, strict=True):
         points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+        steps, values = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(steps, values, marker=".", linestyle="none", alpha=0.4, label="per step")
+        ax.plot(steps, rolling_mean(values, window), label=f"rolling mean ({window} steps)")
+        ax.legend(fontsize=7)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step")
     fig.tight_layout()
