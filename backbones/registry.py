@@ -19,7 +19,7 @@ BACKBONES: dict[str, str] = {
 }
 # config.json markers of each family's checkpoint layouts (original and converted).
 _MODEL_TYPES = {"multi_modality": "janus", "janus": "janus", "llada": "lumina_dimoo"}
-_CLASS_NAMES: dict[str, str] = {"LLaDAForMultiModalGeneration": "lumina_dimoo"}
+_CLASS_NAMES: dict[str, str] = {}
 
 
 def backbone_class(name: str) -> type[Backbone]:

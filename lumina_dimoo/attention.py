@@ -27,14 +27,14 @@ def dimoo_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     return model(input_ids=input_ids, attention_mask=bidirectional_mask(attention_mask), use_cache=False).logits
 
 
-def dimoo_slot_logits(
-    model: torch.nn.Module, attention_mask: torch.Tensor, input_ids: torch.Tensor, slots: torch.Tensor
-) -> torch.Tensor:
-    """Logits [B, N, V] at `slots` [B, N] only: the 134548-wide head runs on the sampled positions, not the prompt.
+def slot_logits_fn(model: torch.nn.Module, attention_mask: torch.Tensor):
+    """`fn(ids [B, L], slots [B, N]) -> logits [B, N, V]` for the shared samplers (`backbones.masked_diffusion.AtSlots`):
+    the body runs over the whole sequence, the 134548-wide head only at the slots."""
+    mask = bidirectional_mask(attention_mask)
 
-    Calls the decoder and the head as modules (ZeRO-3 gathers parameters per module call)."""
-    hidden = model.get_decoder()(
-        input_ids=input_ids, attention_mask=bidirectional_mask(attention_mask), use_cache=False
-    ).last_hidden_state  # [B, L, D]
-    picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, N, D]
-    return model.get_output_embeddings()(picked)
+    def at_slots(input_ids: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        hidden = model.model(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state  # [B, L, D]
+        picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, N, D]
+        return model.lm_head(picked)
+
+    return at_slots

@@ -9,7 +9,6 @@ and the step of each reveal.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +21,9 @@ from backbones.interface import AnswerSampling, GeneratedImages, ImageSampling, 
 from backbones.masked_diffusion import AtSlots, Canvas, GeneratorArg, SlotSample, TokenSpace, trajectory_logps
 from backbones.maskgit_sampler import MaskGitOptions, sample_maskgit
 from backbones.semi_ar_sampler import SemiARTextOptions, sample_semi_ar, transfer_counts
-from lumina_dimoo.attention import dimoo_slot_logits
+from lumina_dimoo.attention import slot_logits_fn
 from lumina_dimoo.checkpoint import load_pretrained, save_original
-from lumina_dimoo.processor import DimooProcessor, PaddedRows
+from lumina_dimoo.processor import DimooProcessor, PaddedRows, masked_slots
 from lumina_dimoo.tokens import DimooTokens
 from lumina_dimoo.vq import decode_codes, encode_codes, image_to_pixels, vq_scale
 
@@ -52,18 +51,9 @@ def tokens_from_config(llada: dict) -> DimooTokens:
     return DimooTokens(mask=llada.get("mask_token_id", defaults.mask), eos=llada.get("eos_token_id", defaults.eos))
 
 
-def mask_slots(ids: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """Positions [B, N] of the mask tokens of each row (every row holds the same number)."""
-    is_mask = ids == mask_id
-    counts = is_mask.sum(1)
-    if bool((counts != counts[0]).any()):
-        raise ValueError(f"rows hold different numbers of masks {counts.tolist()}; a batch samples equal spans.")
-    return is_mask.nonzero()[:, 1].view(ids.shape[0], -1)
-
-
-def slot_logits_fn(model: torch.nn.Module, attention_mask: torch.Tensor) -> AtSlots:
+def logits_at_slots(model: torch.nn.Module, attention_mask: torch.Tensor) -> AtSlots:
     """The samplers' logits function for rows with padding mask `attention_mask` [B, L]."""
-    return AtSlots(functools.partial(dimoo_slot_logits, model, attention_mask))
+    return AtSlots(slot_logits_fn(model, attention_mask))
 
 
 def _fit(logps: torch.Tensor, width: int) -> torch.Tensor:
@@ -138,22 +128,24 @@ class LuminaDiMOOBackbone:
         generator: GeneratorArg = None,
         decode: bool = True,
     ) -> GeneratedImages:
+        if options.top_k is not None:
+            raise ValueError(f"image_top_k={options.top_k}: Lumina-DiMOO's MaskGIT sampler has no top-k; use None.")
         rows = self.processor.encode_generation(list(prompts))
         cond, uncond = rows.cond.to(_device(model)), rows.uncond.to(_device(model))
         record = {
             "input_ids": cond.input_ids,  # [N, L] with every code slot masked: the start of the trajectory
             "attention_mask": cond.attention_mask,
-            "slots": mask_slots(cond.input_ids, self.tokens.mask),  # [N, h*w]
+            "slots": masked_slots(cond.input_ids, self.tokens.mask),  # [N, h*w]
             "uncond_input_ids": uncond.input_ids,  # [N, L'] `<uncondition>` prompt + the same tail
             "uncond_attention_mask": uncond.attention_mask,
-            "uncond_slots": mask_slots(uncond.input_ids, self.tokens.mask),
+            "uncond_slots": masked_slots(uncond.input_ids, self.tokens.mask),
         }
         sample = sample_maskgit(
-            slot_logits_fn(model, cond.attention_mask), self._image_canvas(record), self.image_space,
+            logits_at_slots(model, cond.attention_mask), self._image_canvas(record), self.image_space,
             self.maskgit_options(options), generator=generator,
-            uncond_logits_fn=slot_logits_fn(model, uncond.attention_mask),
+            uncond_logits_fn=logits_at_slots(model, uncond.attention_mask),
         )  # fmt: skip
-        record["reveal_step"] = sample.reveal_step  # [N, h*w]
+        record["unmask_step"] = sample.reveal_step  # [N, h*w]
         # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
         logps = sample.logps if options.logprob == "cfg" else None
         rollout = Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record)
@@ -163,11 +155,11 @@ class LuminaDiMOOBackbone:
         """Each code scored at the state of its decode step (one forward per `step_group` steps, x2 with CFG)."""
         r, maskgit = rollout.record, self.maskgit_options(options)
         codes = rollout.completion_ids[:, : r["slots"].shape[1]]
-        sample = self._recorded(codes, r["reveal_step"], maskgit.steps)
+        sample = self._recorded(codes, r["unmask_step"], maskgit.steps)
         logps, _ = trajectory_logps(
-            slot_logits_fn(model, r["attention_mask"]), self._image_canvas(r), sample, self.image_space,
+            logits_at_slots(model, r["attention_mask"]), self._image_canvas(r), sample, self.image_space,
             maskgit.scoring(conditional=options.logprob == "conditional"), step_group=options.step_group,
-            uncond_logits_fn=slot_logits_fn(model, r["uncond_attention_mask"]),
+            uncond_logits_fn=logits_at_slots(model, r["uncond_attention_mask"]),
         )  # fmt: skip
         return _fit(logps, rollout.completion_ids.shape[1])
 
@@ -265,10 +257,10 @@ class LuminaDiMOOBackbone:
         codes = self.understanding_codes(model, images, generated, own_image)
         record = self._understanding_record(questions, codes, options, _device(model))
         sample = sample_semi_ar(
-            slot_logits_fn(model, record["attention_mask"]), self._text_canvas(record),
+            logits_at_slots(model, record["attention_mask"]), self._text_canvas(record),
             TokenSpace(self.tokens.mask), self.text_options(options), generator=generator,
         )  # fmt: skip
-        record["reveal_step"] = sample.reveal_step  # [N, L]
+        record["unmask_step"] = sample.reveal_step  # [N, L]
         mask = self.completion_mask(sample.tokens) * sample.completion_mask
         return Rollout(sample.tokens, mask, sample.logps * mask, record)
 
@@ -297,7 +289,7 @@ class LuminaDiMOOBackbone:
         record = self._understanding_record(questions, codes, options, device)
         ids = self.gold_completion(answers, length).to(device)
         steps = self.left_to_right_steps(len(answers), self.text_options(options), length)
-        record["reveal_step"] = steps.to(device)
+        record["unmask_step"] = steps.to(device)
         return Rollout(ids, self.completion_mask(ids), None, record)
 
     def gold_completion(self, answers: Sequence[str], length: int) -> torch.Tensor:
@@ -324,9 +316,9 @@ class LuminaDiMOOBackbone:
         """Each answer token scored at the state of its decode step (text_steps / step_group forwards)."""
         r, text = rollout.record, self.text_options(options)
         width = r["slots"].shape[1]
-        sample = self._recorded(rollout.completion_ids[:, :width], r["reveal_step"], text.steps)
+        sample = self._recorded(rollout.completion_ids[:, :width], r["unmask_step"], text.steps)
         logps, _ = trajectory_logps(
-            slot_logits_fn(model, r["attention_mask"]), self._text_canvas(r), sample, TokenSpace(self.tokens.mask),
+            logits_at_slots(model, r["attention_mask"]), self._text_canvas(r), sample, TokenSpace(self.tokens.mask),
             text.scoring(), step_group=options.step_group,
         )  # fmt: skip
         return _fit(logps * rollout.completion_mask[:, :width], rollout.completion_ids.shape[1])

@@ -111,3 +111,12 @@ class DimooProcessor:
             end = next((i for i, t in enumerate(row) if t in stops), len(row))
             texts.append(self.tokenizer.decode(row[:end], skip_special_tokens=True).strip())
         return texts
+
+
+def masked_slots(input_ids: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """Positions [B, N] of the mask tokens of each row, in order (every row must hold the same count N)."""
+    where = input_ids == mask_id
+    counts = where.sum(1)
+    if bool((counts != counts[0]).any()):
+        raise ValueError(f"rows hold different numbers of masked slots ({counts.tolist()}); build them on one grid.")
+    return where.nonzero()[:, 1].view(input_ids.shape[0], -1)

@@ -90,7 +90,7 @@ def test_image_batch_equals_rows_at_batch_one(loaded):
     for row, seed in enumerate((4, 5, 6)):
         single = backbone.sample_images(model, PROMPTS[row : row + 1], options, seeded(seed), decode=False).rollout
         assert torch.equal(batched.completion_ids[row], single.completion_ids[0])
-        assert torch.equal(batched.record["reveal_step"][row], single.record["reveal_step"][0])
+        assert torch.equal(batched.record["unmask_step"][row], single.record["unmask_step"][0])
         torch.testing.assert_close(batched.sampling_logps[row], single.sampling_logps[0], rtol=0, atol=1e-5)
 
 
@@ -104,7 +104,7 @@ def test_answer_batch_equals_rows_at_batch_one(loaded):
         single = backbone.sample_answers(model, questions[row : row + 1], images[row : row + 1], options,
                                          generator=seeded(seed))  # fmt: skip
         assert torch.equal(batched.completion_ids[row], single.completion_ids[0])
-        assert torch.equal(batched.record["reveal_step"][row], single.record["reveal_step"][0])
+        assert torch.equal(batched.record["unmask_step"][row], single.record["unmask_step"][0])
 
 
 @pytest.mark.parametrize("logprob", ["cfg", "conditional"])
@@ -178,7 +178,7 @@ def test_gold_answers_score_a_left_to_right_trajectory(loaded):
     options = AnswerSampling(max_new_tokens=8, steps=4, block_length=4)
     own = torch.tensor([True, True])
     gold = backbone.answer_rollout(["Q", "Q"], [None, None], ["B", "two"], options, generated, own)
-    assert gold.record["reveal_step"][0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert gold.record["unmask_step"][0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert gold.completion_ids[0, 1].item() == T.eos and gold.completion_mask[0].tolist() == [1, 1] + [0] * 6
     logps = backbone.answer_logps(model, gold, options)
     assert bool((logps[gold.completion_mask.bool()] < 0).all()) and bool(
