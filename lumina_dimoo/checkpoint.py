@@ -356,6 +356,21 @@ def write_vqvae(vq: VQModel, vq_state: dict[str, torch.Tensor], out: Path) -> No
     save_file(tensors, str(vq_dir / VQ_WEIGHTS_NAME), metadata={"format": "pt"})
 
 
+def _stale_checkpoint_files(out: Path) -> list[Path]:
+    """Files of an earlier save in `out` that a new one replaces (shards of another count, the index, the VQ)."""
+    names = [*out.glob("model*.safetensors"), out / INDEX_NAME, out / VQ_FOLDER]
+    return [p for p in names if p.exists()]
+
+
+def _move_into(tmp: Path, out: Path) -> None:
+    """Move every entry of `tmp` into `out`, replacing the earlier checkpoint's files and keeping everything else
+    there (a training run's output folder also holds metrics, samples and `checkpoint-*` folders)."""
+    for stale in _stale_checkpoint_files(out):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for entry in tmp.iterdir():
+        os.replace(entry, out / entry.name)
+
+
 def save_original(
     model: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerBase,
@@ -363,7 +378,8 @@ def save_original(
     state_dict: dict[str, torch.Tensor] | None = None,
     max_shard_bytes: int = 5 * 2**30,
 ) -> Path:
-    """Write the original layout to `out_dir` atomically (a temp folder renamed into place, replacing it).
+    """Write the original layout into `out_dir`: everything goes to a temp folder first, then each file is renamed
+    into place (a failed save leaves the earlier checkpoint whole); other files in `out_dir` are kept.
 
     `state_dict` (ZeRO-3's gathered weights, transformers names plus `vqvae.*`) replaces the model's own.
     """
@@ -371,20 +387,16 @@ def save_original(
     lm_state, vq_state = split_state_dict(state_dict if state_dict is not None else model.state_dict())
     original = _rename_all(lm_state, llama_to_original_key, "model state dict")
     dtype = next(iter(lm_state.values())).dtype
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".saving.", dir=out))
     try:
         config = llada_config_from_llama(model.config, dtype)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         write_weights(original, tmp, max_shard_bytes)
         write_tokenizer(tokenizer, tmp)
         write_vqvae(model.vqvae, vq_state, tmp)
-        tmp.chmod(0o755)  # mkdtemp's 0700 would make the checkpoint private
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
+        _move_into(tmp, out)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("Wrote Lumina-DiMOO checkpoint (%d tensors) to %s", len(original), out)
     return out
