@@ -89,7 +89,9 @@ def clean_question(question: str, where: str) -> tuple[str, bool]:
     """The question without stray `<image>` markers (BAGEL would split the question at each one); True if any."""
     if IMAGE_MARKER not in question:
         return question, False
-    logger.warning("%s: understand_ann.question: removed %r markers (the exporter places the image)", where, IMAGE_MARKER)
+    logger.warning(
+        "%s: understand_ann.question: removed %r markers (the exporter places the image)", where, IMAGE_MARKER
+    )
     return question.replace(IMAGE_MARKER, "").strip(), True
 
 

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import bagel_paired
+import yaml
 
 logger = logging.getLogger("bagel_launch")
 TRAINER = "train/pretrain_unified_navit.py"

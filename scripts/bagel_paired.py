@@ -25,7 +25,13 @@ _CLASSES: dict[str, type] = {}
 
 def text_plan(loss: int, enable_cfg: int = 0) -> dict[str, Any]:
     """A text split as BAGEL's readers plan it (no loss on `<|im_end|>`)."""
-    return {"type": "text", "enable_cfg": enable_cfg, "loss": loss, "special_token_loss": 0, "special_token_label": None}
+    return {
+        "type": "text",
+        "enable_cfg": enable_cfg,
+        "loss": loss,
+        "special_token_loss": 0,
+        "special_token_label": None,
+    }
 
 
 def image_plan(kind: str, loss: int) -> dict[str, Any]:
@@ -40,11 +46,10 @@ def image_tokens(tensor, stride: int) -> int:
 
 
 def _define_classes() -> dict[str, type]:
-    from PIL import Image
-
     from data.data_utils import pil_img2rgb
     from data.dataset_base import PackedDataset
     from data.vlm_dataset import SftJSONLIterableDataset
+    from PIL import Image
 
     # The original class even after `install` swapped the module attribute, so repeated calls never stack subclasses.
     base_packed = getattr(PackedDataset, "_bagel_original", PackedDataset)

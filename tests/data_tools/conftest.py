@@ -12,7 +12,12 @@ MC = "Answer with the option's letter from the given choices directly."
 PAIRS = 48  # 3 lines per worker at 8 ranks x 2 workers: every line is read, none is left over
 ALIGNED_EVERY = 4  # pairs 0, 4, 8, ... are aligned (one image on both sides)
 # Sizes and formats on purpose: square, tall, wide, and an RGBA PNG (BAGEL pastes alpha on white).
-IMAGE_SHAPES = [((48, 48), "png", "RGB"), ((30, 70), "jpg", "RGB"), ((64, 40), "png", "RGBA"), ((50, 50), "jpg", "RGB")]
+IMAGE_SHAPES = [
+    ((48, 48), "png", "RGB"),
+    ((30, 70), "jpg", "RGB"),
+    ((64, 40), "png", "RGBA"),
+    ((50, 50), "jpg", "RGB"),
+]
 
 
 def question(i: int) -> str:
