@@ -123,7 +123,11 @@ def test_vlm_sft_reads_every_line_once_with_image_question_answer(info, tokenize
     samples = _first(_vlm(info, tokenizer.tok), PAIRS)
     seen = Counter()
     for sample in samples:
-        assert [(p["type"], p["loss"]) for p in sample["sequence_plan"]] == [("vit_image", 0), ("text", 0), ("text", 1)]
+        assert [(p["type"], p["loss"]) for p in sample["sequence_plan"]] == [
+            ("vit_image", 0),
+            ("text", 0),
+            ("text", 1),
+        ]
         question, answer = (tokenizer.tok.decode(ids) for ids in sample["text_ids_list"])
         seen[(question, answer)] += 1
         (image,) = sample["image_tensor_list"]
@@ -188,7 +192,9 @@ def test_stock_mix_packs_hold_both_groups(bagel_export, tokenizer):
         groups = Counter(d["dataset_name"] for d in data["batch_data_indexes"])
         assert set(groups) == {"t2i_pretrain", "vlm_sft"}
         assert data["padded_images"].shape[:2] == (groups["t2i_pretrain"], 3)
-        assert data["packed_vit_tokens"].shape[1] == 14 * 14 * 3 and len(data["vit_token_seqlens"]) == groups["vlm_sft"]
+        assert (
+            data["packed_vit_tokens"].shape[1] == 14 * 14 * 3 and len(data["vit_token_seqlens"]) == groups["vlm_sft"]
+        )
 
 
 def _worker_units(monkeypatch, dataset, worker, workers):
