@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import yaml
 from tqdm import tqdm
 
-from data_tools.jsonl import atomic_write_json, atomic_write_text, scan_pairs, write_jsonl
+from data_tools.jsonl import atomic_write_bytes, atomic_write_json, atomic_write_text, scan_pairs, write_jsonl
 from data_tools.schema import Pair, resolve_image
 
 logger = logging.getLogger("data_tools.export_bagel")
@@ -111,9 +111,7 @@ class ImageStore:
             name = hashlib.sha1(data).hexdigest()[:20] + (path.suffix.lower() or ".img")
             dest = self.folder / name
             if not dest.exists():  # a rerun after an interruption keeps the files already copied
-                tmp = dest.with_name(f".{name}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, dest)
+                atomic_write_bytes(dest, data)
             self._by_path[key] = name
         return self._by_path[key]
 
