@@ -20,8 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import bagel_paired
 import yaml
+
+if __package__ in (None, ""):  # `torchrun scripts/bagel_launch.py`: make `scripts.bagel_paired` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import bagel_paired
 
 logger = logging.getLogger("bagel_launch")
 TRAINER = "train/pretrain_unified_navit.py"

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-from pairug_fixture import make_pairug
+
+from tests.data_tools.pairug_fixture import make_pairug
 
 
 @pytest.fixture(scope="session")

@@ -16,17 +16,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from pairug_fixture import IMAGE_SHAPES, PAIRS
+
+from tests.data_tools.pairug_fixture import IMAGE_SHAPES, PAIRS
 
 if not os.environ.get("BAGEL_ROOT"):
     pytest.skip("BAGEL_ROOT is not set (a ByteDance-Seed/Bagel checkout)", allow_module_level=True)
 
 BAGEL_ROOT = Path(os.environ["BAGEL_ROOT"]).resolve()
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(BAGEL_ROOT))
+sys.path.insert(0, str(BAGEL_ROOT))  # BAGEL's `data` package, as its trainer imports it
 
-import bagel_paired  # noqa: E402
 from data.data_utils import add_special_tokens  # noqa: E402
 from data.dataset_base import DataConfig, collate_wrapper  # noqa: E402
 from data.dataset_base import PackedDataset as _Packed  # noqa: E402
@@ -36,6 +35,7 @@ from data.video_utils import FrameSampler  # noqa: E402
 from data.vlm_dataset import SftJSONLIterableDataset  # noqa: E402
 
 from data_tools.export_bagel import FRAME_SAMPLER, VAE_TRANSFORM, VIT_TRANSFORM  # noqa: E402
+from scripts import bagel_paired  # noqa: E402
 
 STOCK_PACKED = getattr(_Packed, "_bagel_original", _Packed)  # the stock packer even if `install` already ran
 # Generation tensors [3, H, W] at 512 px per fixture shape (w, h): long side 512, short side up to 512, stride 16.
@@ -222,9 +222,10 @@ def test_no_worker_is_empty_at_8_ranks_x_2_workers_and_each_unit_read_once(monke
 
 
 def test_launcher_installs_and_hands_the_trainer_its_flags(monkeypatch, bagel_export, info):
-    import bagel_launch
     import data.dataset_base as dataset_base
     import data.dataset_info as dataset_info
+
+    from scripts import bagel_launch
 
     seen = {}
     monkeypatch.setattr(bagel_launch.runpy, "run_path", lambda path, run_name: seen.update(path=path, argv=sys.argv))

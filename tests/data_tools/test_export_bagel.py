@@ -7,10 +7,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from pairug_fixture import ALIGNED_EVERY, PAIRS, make_pairug, question
 from PIL import Image
 
 from data_tools.export_bagel import IMAGE_MARKER, Layout, main
+from tests.data_tools.pairug_fixture import ALIGNED_EVERY, PAIRS, make_pairug, question
 
 
 def _lines(path):

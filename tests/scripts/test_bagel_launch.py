@@ -2,21 +2,16 @@
 crash or hang BAGEL's trainer are refused before any model loads."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from data_tools.export_bagel import main as export_main
+from scripts import bagel_launch, bagel_paired
+from tests.data_tools.pairug_fixture import make_pairug
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))  # the launcher imports its sibling module, as when run as a script
-sys.path.insert(0, str(REPO / "tests" / "data_tools"))
-
-import bagel_launch  # noqa: E402
-import bagel_paired  # noqa: E402
-from pairug_fixture import make_pairug  # noqa: E402
-
-from data_tools.export_bagel import main as export_main  # noqa: E402
 
 RECIPE = REPO / "configs" / "recipes" / "bagel_pairug.yaml"
 
