@@ -25,7 +25,6 @@ so an in-process original -> ours -> original round trip is complete; without th
 import copy
 import json
 import logging
-import os
 import pickle
 import re
 import zipfile
@@ -44,6 +43,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from backbones.checkpoint_files import indexed_shards, replacing_checkpoint
 from janus.processor import (
     BOI_TOKEN,
     BOS_TOKEN,
@@ -745,24 +745,12 @@ def load_pretrained(
 
 def _replace_weights(out: Path, name: str, write: Callable[[Path], None]) -> None:
     """Write the weights as `out/name` so that the folder never loads older weights (issue 25): a checkpoint already
-    there, in any layout (other single file, shards + index), would otherwise win or stay beside the new file.
-
-    Order: new file to a temporary name; old index files and other single files removed (a crash from here on
-    leaves a folder that refuses to load, never one that loads the old weights); rename into place; the old
-    shards the removed indexes listed go last. Only files a weight index names are removed, never other files."""
-    tmp = out / f".{name}.tmp"
-    write(tmp)
-    old_shards: set[str] = set()
-    for old in WEIGHT_FILES:
-        path = out / old
-        if old == name or not path.is_file():
-            continue
-        if old.endswith(".index.json"):
-            old_shards |= set(_read_json(path).get("weight_map", {}).values())
-        path.unlink()
-    os.replace(tmp, out / name)
-    for shard in old_shards - {name}:
-        (out / shard).unlink(missing_ok=True)
+    there in another layout (other single file, shards + index) would otherwise win or stay beside the new file. Only
+    weight files and the shards an index names are removed, never other files."""
+    stale = {out / old for old in WEIGHT_FILES if old != name}
+    stale |= {shard for old in WEIGHT_FILES if old.endswith(".index.json") for shard in indexed_shards(out / old)}
+    with replacing_checkpoint(out, sorted(stale - {out / name})) as staged:
+        write(staged / name)
 
 
 def save_pretrained(

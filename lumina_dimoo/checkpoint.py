@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,6 +20,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+from backbones.checkpoint_files import replacing_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -358,17 +357,7 @@ def write_vqvae(vq: VQModel, vq_state: dict[str, torch.Tensor], out: Path) -> No
 
 def _stale_checkpoint_files(out: Path) -> list[Path]:
     """Files of an earlier save in `out` that a new one replaces (shards of another count, the index, the VQ)."""
-    names = [*out.glob("model*.safetensors"), out / INDEX_NAME, out / VQ_FOLDER]
-    return [p for p in names if p.exists()]
-
-
-def _move_into(tmp: Path, out: Path) -> None:
-    """Move every entry of `tmp` into `out`, replacing the earlier checkpoint's files and keeping everything else
-    there (a training run's output folder also holds metrics, samples and `checkpoint-*` folders)."""
-    for stale in _stale_checkpoint_files(out):
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    for entry in tmp.iterdir():
-        os.replace(entry, out / entry.name)
+    return [*out.glob("model*.safetensors"), out / INDEX_NAME, out / VQ_FOLDER]
 
 
 def save_original(
@@ -387,16 +376,11 @@ def save_original(
     lm_state, vq_state = split_state_dict(state_dict if state_dict is not None else model.state_dict())
     original = _rename_all(lm_state, llama_to_original_key, "model state dict")
     dtype = next(iter(lm_state.values())).dtype
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".saving.", dir=out))
-    try:
+    with replacing_checkpoint(out, _stale_checkpoint_files(out)) as tmp:
         config = llada_config_from_llama(model.config, dtype)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         write_weights(original, tmp, max_shard_bytes)
         write_tokenizer(tokenizer, tmp)
         write_vqvae(model.vqvae, vq_state, tmp)
-        _move_into(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("Wrote Lumina-DiMOO checkpoint (%d tensors) to %s", len(original), out)
     return out
