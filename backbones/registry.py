@@ -15,9 +15,10 @@ from backbones.interface import Backbone
 # name -> "module:Class". Adding a backbone is one line here (plus its config markers below) and its package.
 BACKBONES: dict[str, str] = {
     "janus": "janus.backbone:JanusBackbone",
+    "lumina_dimoo": "lumina_dimoo.backbone:LuminaDiMOOBackbone",
 }
 # config.json markers of each family's checkpoint layouts (original and converted).
-_MODEL_TYPES = {"multi_modality": "janus", "janus": "janus"}
+_MODEL_TYPES = {"multi_modality": "janus", "janus": "janus", "llada": "lumina_dimoo"}
 _CLASS_NAMES: dict[str, str] = {}
 
 

@@ -40,6 +40,7 @@ from data_tools.completion import (
     Completer,
     Completion,
     OpenAIBackend,
+    RetriesExhausted,
     RetryPolicy,
     UsageTally,
     cost_usd,
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     try:
         with logging_redirect_tqdm():  # log lines print above the bars instead of breaking them
             summary = run(args)
-    except ValueError as err:  # bad input or a missing stage: the message says where and how to fix it
+    except (ValueError, RetriesExhausted) as err:  # bad input, a missing stage, a server down: what to do next
         raise SystemExit(f"error: {err}") from err
     print_summary(args, summary)
     return summary

@@ -143,6 +143,10 @@ SAMPLE_ERRORS = (
 )
 
 
+class RetriesExhausted(RuntimeError):
+    """Transient errors alone (429, 5xx, timeouts) outlasted one call's retries: the build stops with one line."""
+
+
 def is_retryable(err: BaseException) -> bool:
     """429, 5xx, timeouts, dropped connections and malformed structured output are worth retrying."""
     if isinstance(err, openai.APIStatusError):
@@ -308,13 +312,25 @@ class Completer:
         if cached is not None:
             self.usage.add(cache_hits=1)
             return request.response_model.model_validate(cached["response"])
+        sample_error = None  # a refusal / malformed reply on any attempt marks the sample, whatever comes after
         for attempt in range(self.retry.max_retries + 1):
             try:
                 reply = self.backend(request)
                 break
             except Exception as err:
-                if not is_retryable(err) or attempt == self.retry.max_retries:
+                if isinstance(err, SAMPLE_ERRORS):
+                    sample_error = err
+                if not is_retryable(err):
                     raise
+                if attempt == self.retry.max_retries:
+                    # Issue 25: a 429 on the last try of a refused sample must not stop the whole build.
+                    if sample_error is not None:
+                        raise sample_error from err
+                    raise RetriesExhausted(
+                        f"the {request.task} call failed {attempt + 1} time(s) with transient errors (last: "
+                        f"{type(err).__name__}: {str(err).splitlines()[0]}); rerun the same command to resume (finished "
+                        f"calls are cached and none is repeated), or raise --max-retries (now {self.retry.max_retries})"
+                    ) from err
                 delay = self.retry.delay(attempt)
                 logger.warning("%s call failed (%s: %s); retry in %.2fs", request.task, type(err).__name__, err, delay)
                 self.usage.add(retries=1)

@@ -51,6 +51,12 @@ def open_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
             return to_rgb(image)
     except FileNotFoundError as err:
         raise ImageDecodeError(f"image {str(path)!r} not found; fix: correct the path or the image root") from err
+    except Image.DecompressionBombError as err:
+        # Not an OSError: without this a huge image (e.g. 196 megapixels) escaped --skip_invalid (issue 25).
+        raise ImageDecodeError(
+            f"image {str(path)!r} is too large to decode safely ({err}); fix: downscale the file (training resizes "
+            "every image to the model's input size anyway), or drop the sample"
+        ) from err
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         # PIL raises OSError for truncated data, UnidentifiedImageError for unknown bytes, SyntaxError for
         # some malformed headers (e.g. PNG chunks), ValueError for impossible sizes.

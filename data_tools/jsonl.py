@@ -176,17 +176,26 @@ def scan_pairs(
     """Every line of a pair JSONL checked: the valid `("file:line", Pair)`s and the other lines' error messages
     (file order). With `check_files` both images must exist and decode. Shared by `data_tools.validate` and the
     training loader, so both report the same problems."""
+    return scan_lines(path, image_root, parse_pair, check_files)
+
+
+def scan_lines(
+    path: str | Path, image_root: Path, parse: Callable[[Any, str], T], check_files: bool = True
+) -> tuple[list[tuple[str, T]], list[str]]:
+    """`scan_pairs` with another line parser (`parse(obj, "file:line")` raising `SchemaError`); only the parsed
+    `Pair`s have images to check (e.g. UniRL self rows, data_tools.unirl_rows, have none)."""
     errors: list[SchemaError] = []
-    parsed: list[tuple[str, Pair]] = []
+    parsed: list[tuple[str, T]] = []
     for where, obj in iter_jsonl(path, errors.append):
         try:
-            pair = parse_pair(obj, where)
-            if check_files:
-                check_images(pair, where, image_root)
-            parsed.append((where, pair))
+            item = parse(obj, where)
+            if check_files and isinstance(item, Pair):
+                check_images(item, where, image_root)
+            parsed.append((where, item))
         except SchemaError as err:
             errors.append(err)
-    bad_images = pair_image_errors(parsed, image_root) if check_files else {}
+    pairs = [(where, item) for where, item in parsed if isinstance(item, Pair)]
+    bad_images = pair_image_errors(pairs, image_root) if check_files else {}
     errors += bad_images.values()
-    valid = [(where, pair) for where, pair in parsed if where not in bad_images]
+    valid = [(where, item) for where, item in parsed if where not in bad_images]
     return valid, [str(e) for e in sorted(errors, key=lambda e: e.line_no)]

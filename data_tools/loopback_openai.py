@@ -25,7 +25,8 @@ class FakeOpenAI:
     `failures` is a queue of failure kinds served before normal replies: "429" | "500" (HTTP errors), "malformed"
     (content that is not JSON), "refusal" (a structured-output refusal), "nonjson" (an HTTP body that is not JSON).
     `fail_when` maps a substring of a request's messages to a failure kind served for EVERY such request (a
-    permanent failure of one sample). `api_key`, when set, is the only key accepted (others get 401).
+    permanent failure of one sample). `every` maps k to a failure kind served to every k-th request (counted from 1,
+    all schemas), ahead of `fail_when`: transient errors that also hit refused samples. `api_key`, when set, is the only key accepted (others get 401).
     `reject_verdicts` verdicts answer "contradiction" first; `bad_questions` questions come back with three
     options first; `latency` seconds are slept per request. Every request body is counted in `bodies`."""
 
@@ -37,7 +38,9 @@ class FakeOpenAI:
         bad_questions: int = 0,
         fail_when: dict[str, str] | None = None,
         api_key: str | None = None,
+        every: dict[int, str] | None = None,
     ):
+        self.every = dict(every or {})
         self.failures = list(failures)
         self.fail_when = dict(fail_when or {})
         self.api_key = api_key
@@ -75,6 +78,8 @@ class FakeOpenAI:
             failure = self.failures.pop(0) if self.failures else None
             messages = json.dumps(body["messages"])
             failure = next((kind for text, kind in self.fail_when.items() if text in messages), failure)
+            count = sum(self.by_schema.values())
+            failure = next((kind for k, kind in self.every.items() if count % k == 0), failure)
             reject = schema == "Verdict" and self.reject_verdicts > 0
             if reject:
                 self.reject_verdicts -= 1

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output (never the --pairs file)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -96,7 +97,16 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """Before any work: the output must not be the input, nor an existing file unless --overwrite (issue 25)."""
+    if args.output.resolve() == args.pairs.resolve():
+        raise ValueError(f"--output {args.output} is the --pairs file; write the random pairs to another path.")
+    if args.output.exists() and not args.overwrite:
+        raise ValueError(f"--output {args.output} already exists; pass --overwrite to replace it, or another path.")
+
+
 def _run(args: argparse.Namespace) -> dict:
+    _check_output(args)
     root = args.image_root or args.pairs.parent
     scanned, errors = scan_pairs(args.pairs, root)
     if errors:

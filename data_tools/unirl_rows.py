@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_tools.jsonl import iter_jsonl
-from data_tools.schema import SchemaError, check_choice_answer, string_field
+from data_tools.jsonl import iter_jsonl, scan_lines
+from data_tools.schema import Pair, SchemaError, check_choice_answer, parse_pair, string_field
 
 GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 
@@ -38,9 +38,17 @@ class SelfRow:
         return out
 
 
+# The two sides of a PairUG pair (data_tools.schema): a line holding either is a pair, never a self row.
+PAIR_SIDES = frozenset(("generate_ann", "understand_ann"))
+
+
 def is_self_row(obj: Any) -> bool:
-    """A self row has a prompt and a question but no pair sides (PairUG pairs have `generate_ann`)."""
-    return isinstance(obj, dict) and "generate_ann" not in obj and "understand_ann" not in obj and "question" in obj
+    """A self row has a prompt or a question but no pair sides (PairUG pairs have `generate_ann`).
+
+    A prompt alone is enough, so a self row that lacks its question is reported as missing `question`, not as a
+    pair missing `generate_ann`.
+    """
+    return isinstance(obj, dict) and not PAIR_SIDES & obj.keys() and ("question" in obj or "prompt" in obj)
 
 
 def _specs(obj: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
@@ -77,9 +85,31 @@ def parse_self_row(obj: Any, where: str) -> SelfRow:
     return SelfRow(prompt.strip(), question, answer, tag, _specs(obj, "include", where), _specs(obj, "exclude", where))
 
 
+def parse_row(obj: Any, where: str) -> Pair | SelfRow:
+    """A line of a training file: a UniRL self row (`is_self_row`) or a PairUG pair. Raises `SchemaError`."""
+    return parse_self_row(obj, where) if is_self_row(obj) else parse_pair(obj, where)
+
+
+def scan_rows(
+    path: str | Path, image_root: Path, check_files: bool = True
+) -> tuple[list[tuple[str, Pair | SelfRow]], list[str]]:
+    """Every line of a pair / self-row JSONL checked as `data_tools.jsonl.scan_pairs` checks pairs: the valid
+    `("file:line", Pair | SelfRow)`s and the other lines' errors. Shared by `data_tools.validate` and training."""
+    return scan_lines(path, image_root, parse_row, check_files)
+
+
 def read_self_rows(path: str | Path) -> list[SelfRow]:
     """All rows of a self-row JSONL; the first bad line raises `SchemaError` naming file:line and field."""
     return [parse_self_row(obj, where) for where, obj in iter_jsonl(path)]
 
 
-__all__ = ["GENEVAL_TAGS", "SelfRow", "is_self_row", "parse_self_row", "read_self_rows"]
+__all__ = [
+    "GENEVAL_TAGS",
+    "PAIR_SIDES",
+    "SelfRow",
+    "is_self_row",
+    "parse_row",
+    "parse_self_row",
+    "read_self_rows",
+    "scan_rows",
+]

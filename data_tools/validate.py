@@ -1,7 +1,8 @@
-"""Check a PairUG JSONL: `python -m data_tools.validate pairs.jsonl [--image-root DIR] [--no-images]`.
+"""Check a training JSONL: `python -m data_tools.validate pairs.jsonl [--image-root DIR] [--no-images]`.
 
 Reports every problem as `file:line: field: problem; fix` (schema, images exist and decode, answer among the
-question's options, similarity in [0, 1], pair_type), then a count by pair type; exits 1 on any error.
+question's options, similarity in [0, 1], pair_type), then a count by pair type; exits 1 on any error. Accepts
+what training accepts: PairUG pairs and UniRL self rows (data_tools.unirl_rows, counted as "self").
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from data_tools.jsonl import scan_pairs
+from data_tools.unirl_rows import SelfRow, scan_rows
 
 
 def validate_file(
@@ -24,8 +25,8 @@ def validate_file(
     """
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
-    pairs, messages = scan_pairs(path, root, check_files)
-    counts = Counter(pair.pair_type for _, pair in pairs)
+    rows, messages = scan_rows(path, root, check_files)
+    counts = Counter("self" if isinstance(row, SelfRow) else row.pair_type for _, row in rows)
     if not messages and not counts:
         messages.append(f"{path}: <file>: no pairs; fix: point to a non-empty PairUG JSONL")
     return messages, counts

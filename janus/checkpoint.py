@@ -25,9 +25,11 @@ so an in-process original -> ours -> original round trip is complete; without th
 import copy
 import json
 import logging
+import os
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -741,6 +743,28 @@ def load_pretrained(
     return model, processor
 
 
+def _replace_weights(out: Path, name: str, write: Callable[[Path], None]) -> None:
+    """Write the weights as `out/name` so that the folder never loads older weights (issue 25): a checkpoint already
+    there, in any layout (other single file, shards + index), would otherwise win or stay beside the new file.
+
+    Order: new file to a temporary name; old index files and other single files removed (a crash from here on
+    leaves a folder that refuses to load, never one that loads the old weights); rename into place; the old
+    shards the removed indexes listed go last. Only files a weight index names are removed, never other files."""
+    tmp = out / f".{name}.tmp"
+    write(tmp)
+    old_shards: set[str] = set()
+    for old in WEIGHT_FILES:
+        path = out / old
+        if old == name or not path.is_file():
+            continue
+        if old.endswith(".index.json"):
+            old_shards |= set(_read_json(path).get("weight_map", {}).values())
+        path.unlink()
+    os.replace(tmp, out / name)
+    for shard in old_shards - {name}:
+        (out / shard).unlink(missing_ok=True)
+
+
 def save_pretrained(
     model: JanusForConditionalGeneration,
     processor: JanusProcessor,
@@ -761,7 +785,9 @@ def save_pretrained(
     image_generation_config(model.generation_config, processor.special).save_pretrained(out)
     state_dict = model.state_dict() if state_dict is None else state_dict
     state_dict = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    save_file(state_dict, str(out / "model.safetensors"), metadata={"format": "pt"})
+    _replace_weights(
+        out, "model.safetensors", lambda path: save_file(state_dict, str(path), metadata={"format": "pt"})
+    )
     processor.save_pretrained(out)
     return out
 
@@ -795,9 +821,10 @@ def export_original(
     extras.setdefault("gen_vision_model.quantize.codebook_used", torch.zeros(CODEBOOK_USED_SIZE, dtype=dtype))
     state_dict |= {k: v.detach().cpu() for k, v in extras.items()}
     if safe_serialization:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(out / "model.safetensors"))
+        contiguous = {k: v.contiguous() for k, v in state_dict.items()}
+        _replace_weights(out, "model.safetensors", lambda path: save_file(contiguous, str(path)))
     else:
-        torch.save(state_dict, out / "pytorch_model.bin")
+        _replace_weights(out, "pytorch_model.bin", lambda path: torch.save(state_dict, path))
     config = config_to_original(model.config, dtype)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_original_tokenizer_files(tokenizer, out)

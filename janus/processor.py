@@ -335,7 +335,9 @@ class JanusProcessor:
             raise ValueError(f"images tensor must be [N,3,H,W] in [-1,1], got shape {tuple(images.shape)}.")
         height, width = images.shape[-2:]
         if height == width == self.image_size:
-            return images  # e.g. VQ-decoded images: already square, no resampling needed
+            # e.g. VQ-decoded images: no resampling, but still the processor's own statistics (issue 25: identity
+            # only when mean = std = 0.5, as Janus-Pro's; a CLIP-normalised tower needs the real shift).
+            return self._normalize((images + 1) / 2)
         size = _resized_size(height, width, self.image_size)
         # Resample in [0,1] and clamp like the uint8 PIL path, then pad with the grey background.
         x = TF.resize(((images.float() + 1) / 2), list(size), InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)

@@ -6,7 +6,11 @@ The config describes the run; what depends on the machine (backend, bf16 support
 
 import dataclasses
 import logging
+import math
+import types
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import GRPOConfig
 
@@ -54,6 +58,32 @@ DEFAULT_UNDERSTANDING_TEMPLATE = (
     "{question}\nFirst think about the question step by step inside <think> </think> tags, then give the final "
     "answer (the option's letter only) inside <answer> </answer> tags, e.g. <think> ... </think><answer>A</answer>."
 )
+
+
+def check_field_types(config: object) -> None:
+    """Refuse a float in an integer field (`num_generations: 4.5`) and a scalar in a list field
+    (`trainable_modules: language_model`, which would be read letter by letter): YAML values skip argparse's type
+    conversion, so without this the run fails after the model loads, in a message that does not name the field."""
+    # The declared annotations: transformers' HfArgumentParser rewrites `Field.type` in place when it parses.
+    hints = typing.get_type_hints(type(config))
+    for spec in dataclasses.fields(config):
+        value, annotation = getattr(config, spec.name, None), hints.get(spec.name)
+        if annotation in (int, int | None) and isinstance(value, float):
+            fix = f"{int(value)}" if value.is_integer() else f"{math.floor(value)} or {math.ceil(value)}"
+            raise ValueError(f"{spec.name}: {value!r} is not an integer; fix: set {spec.name} to a whole number, "
+                             f"e.g. {fix}")  # fmt: skip
+        if _is_list_field(annotation) and value is not None and not isinstance(value, list | tuple):
+            kind = type(value).__name__
+            raise ValueError(f"{spec.name}: {value!r} is a {kind}, not a list; fix: write it as a YAML list, "
+                             f"e.g. {spec.name}: [{value}]")  # fmt: skip
+
+
+def _is_list_field(annotation: object) -> bool:
+    """`list[...]` or `list[...] | None`, but not a field that also takes a string (TRL's `report_to`)."""
+    if typing.get_origin(annotation) is list:
+        return True
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    return any(typing.get_origin(m) is list for m in members) and str not in members
 
 
 @dataclass
@@ -309,6 +339,7 @@ class PairGRPOConfig(GRPOConfig):
     num_images_to_log: int = field(default=8, metadata={"help": "Images per logged grid."})
 
     def __post_init__(self):
+        check_field_types(self)
         self._resolve_rollout_counts()
         self._resolve_batch()
         if self.gradient_checkpointing:
@@ -430,6 +461,11 @@ class PairGRPOConfig(GRPOConfig):
         if self.answer_judge_model and not self.answer_judge_cache_dir:
             raise ValueError(
                 "answer_judge_model is set without answer_judge_cache_dir; give a folder for its cached verdicts."
+            )
+        if self.answer_judge_cache_dir and Path(self.answer_judge_cache_dir).is_file():
+            raise ValueError(
+                f"answer_judge_cache_dir={self.answer_judge_cache_dir!r} is a file; fix: give a folder for the judge's "
+                "cached verdicts"
             )
 
     def _refuse_unsupported(self) -> None:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import datasets
 
-from data_tools.jsonl import iter_jsonl
-from data_tools.schema import PAIR_TYPES, Pair, SchemaError, check_images, pair_image_errors, parse_pair, resolve_image
-from data_tools.unirl_rows import SelfRow, is_self_row, parse_self_row
+from data_tools.schema import PAIR_TYPES, Pair, resolve_image
+from data_tools.unirl_rows import SelfRow, scan_rows
 
 logger = logging.getLogger(__name__)
 
@@ -80,30 +79,6 @@ def _self_row(row: SelfRow) -> dict[str, object]:
     }
 
 
-def scan_rows(path: Path, image_root: Path) -> tuple[list[Pair | SelfRow], list[str]]:
-    """Every line checked, in file order: the valid pairs / self rows and the other lines' error messages.
-
-    Pairs are checked as `data_tools.jsonl.scan_pairs` checks them (schema, then both images exist and decode);
-    a line without `generate_ann`/`understand_ann` but with a `question` is parsed as a self row.
-    """
-    errors: list[SchemaError] = []
-    parsed: list[tuple[str, Pair | SelfRow]] = []
-    for where, obj in iter_jsonl(path, errors.append):
-        try:
-            if is_self_row(obj):
-                parsed.append((where, parse_self_row(obj, where)))
-                continue
-            pair = parse_pair(obj, where)
-            check_images(pair, where, image_root)
-            parsed.append((where, pair))
-        except SchemaError as err:
-            errors.append(err)
-    bad_images = pair_image_errors([(w, p) for w, p in parsed if isinstance(p, Pair)], image_root)
-    errors += bad_images.values()
-    valid = [item for where, item in parsed if where not in bad_images]
-    return valid, [str(e) for e in sorted(errors, key=lambda e: e.line_no)]
-
-
 def _type(item: Pair | SelfRow) -> str:
     return item.pair_type if isinstance(item, Pair) else SELF_PAIR_TYPE
 
@@ -126,14 +101,9 @@ def load_pair_dataset(
     if not path.is_file():
         raise ValueError(f"pair file {str(path)!r} not found; fix: build it with `python data_tools/build_pairs.py`")
     root = Path(image_root) if image_root is not None else path.parent
-    pairs, errors = scan_rows(path, root)
-    if errors and not skip_invalid:
-        raise ValueError(
-            f"{len(errors)} invalid line(s) in {path} (fix them, or pass --skip_invalid to train without them):\n"
-            + "\n".join(errors)
-        )
-    if errors:
-        logger.warning("%s: skipped %d invalid line(s) (--skip_invalid):\n%s", path, len(errors), "\n".join(errors))
+    scanned, errors = scan_rows(path, root)
+    pairs = [item for _, item in scanned]
+    report_invalid_lines(path, errors, skip_invalid)
     if pair_types:
         _check_pair_types(pair_types)
         pairs = [p for p in pairs if _type(p) in pair_types]
@@ -147,6 +117,28 @@ def load_pair_dataset(
     dtypes = {"similarity": "float64", "own_image": "bool"}
     features = datasets.Features({name: datasets.Value(dtypes.get(name, "string")) for name in PAIR_COLUMNS})
     return datasets.Dataset.from_dict(columns, features=features)
+
+
+def report_invalid_lines(path: str | Path, errors: list[str], skip_invalid: bool) -> None:
+    """Raise one `ValueError` listing every invalid line, or (`skip_invalid`) warn with their count and list."""
+    if errors and not skip_invalid:
+        raise ValueError(
+            f"{len(errors)} invalid line(s) in {path} (fix them, or pass --skip_invalid to train without them):\n"
+            + "\n".join(errors)
+        )
+    if errors:
+        logger.warning("%s: skipped %d invalid line(s) (--skip_invalid):\n%s", path, len(errors), "\n".join(errors))
+
+
+def check_rows_for_method(method: str, dataset: datasets.Dataset, path: str | Path) -> None:
+    """UniRL's GRPO (`method: unirl`) rewards images through their self-row question: without any self row every
+    generation reward is None and the run trains on nothing, so refuse it before the model loads."""
+    if method == "unirl" and not any(dataset["own_image"]):
+        raise ValueError(
+            f"method='unirl' but {path} holds no UniRL self rows (its {len(dataset)} rows are PairUG pairs), so "
+            "unirl_image would give every image no reward; fix: build self rows with data_tools/make_unirl_prompts.py, "
+            "or set method: pairgrpo"
+        )
 
 
 def _check_pair_types(pair_types: Sequence[str]) -> None:

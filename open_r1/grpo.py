@@ -25,9 +25,9 @@ from backbones import backbone_class, infer_backbone
 from backbones.interface import trainable_prefixes
 from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairGRPOConfig, PairScriptArguments
-from open_r1.dataset import load_pair_dataset
+from open_r1.dataset import check_rows_for_method, load_pair_dataset
 from open_r1.logs import filter_known_warnings
-from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
+from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume, resumed_run_is_finished
 from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
 from open_r1.trainer import PairGRPOTrainer
 from open_r1.trainer.lora import build_lora_config
@@ -61,11 +61,13 @@ def answer_judge(training_args: PairGRPOConfig) -> LLMAnswerJudge | None:
     """The optional LLM grader of free-form gold answers (UniRL's "same / not same"), cached on disk."""
     if not training_args.answer_judge_model:
         return None
-    return LLMAnswerJudge(
+    judge = LLMAnswerJudge(
         training_args.answer_judge_model,
         training_args.answer_judge_cache_dir,
         base_url=training_args.answer_judge_base_url,
     )
+    judge.check_model()  # a misspelt model name fails here, not at the first free-form row mid-training
+    return judge
 
 
 def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_args: ModelConfig) -> None:
@@ -79,12 +81,15 @@ def main(script_args: PairScriptArguments, training_args: PairGRPOConfig, model_
     if resume is not None:
         # Every rank checks the files it will read: a truncated shard fails here, naming the file, on all ranks.
         verify_checkpoint_files(resume)
+    if resumed_run_is_finished(resume, training_args.output_dir, training_args.max_steps):
+        return
 
     dataset = load_pair_dataset(
         script_args.pair_data_path, script_args.image_root, script_args.skip_invalid, script_args.pair_types
     )
     if script_args.max_train_pairs is not None:
         dataset = dataset.select(range(min(script_args.max_train_pairs, len(dataset))))
+    check_rows_for_method(training_args.method, dataset, script_args.pair_data_path)
     logger.info("Training on %d pairs from %s", len(dataset), script_args.pair_data_path)
 
     # Reward models are built here, frozen and outside any DeepSpeed zero.Init, once per rank.

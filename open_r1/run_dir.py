@@ -9,6 +9,7 @@
 - `exit_with_launcher`: workers die with their torchrun launcher, even when it is killed with SIGKILL.
 """
 
+import atexit
 import ctypes
 import json
 import logging
@@ -69,7 +70,17 @@ RUN_OUTPUTS = (
 # ---------------------------------------------------------------- output folder ----------------------------------
 
 
-def is_run_output(name: str) -> bool:
+# Folders whose NAME matches RUN_OUTPUTS but which a user may also fill (issue 25: `checkpoint-best/`, own files in
+# `samples/`): a checkpoint folder must be `checkpoint-<step>`, and `samples/` may hold only the run's grids.
+SAMPLE_FILE_RE = re.compile(r"^step_\d+\.png$")
+
+
+def is_run_output(name: str, folder: Path | None = None) -> bool:
+    """Whether `name` (an entry of the output folder `folder`) is something a run writes, hence safe to delete."""
+    if name.startswith("checkpoint-"):
+        return CHECKPOINT_RE.match(name) is not None
+    if name == "samples" and folder is not None and (folder / name).is_dir():
+        return all(SAMPLE_FILE_RE.match(p.name) and p.is_file() for p in (folder / name).iterdir())
     return any(fnmatch(name, pattern) for pattern in RUN_OUTPUTS)
 
 
@@ -79,6 +90,13 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
     Call it after the distributed state exists (the training config is built) and before the trainer.
     """
     path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output_dir {output_dir} is a file, not a folder; fix: choose a new --output_dir")
+    if resuming and overwrite:
+        raise ValueError(
+            "--overwrite_output_dir deletes the checkpoint --resume_from_checkpoint continues from; fix: drop one of "
+            "them (resume the run, or start it over)"
+        )
     entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     if not entries or resuming:
         return
@@ -88,7 +106,7 @@ def prepare_output_dir(output_dir: str, resuming: bool, overwrite: bool) -> None
             "continue the run saved there, --overwrite_output_dir to delete that run's outputs and start over, or "
             "choose a new --output_dir."
         )
-    foreign = [name for name in entries if not is_run_output(name)]
+    foreign = [name for name in entries if not is_run_output(name, path)]
     if foreign:
         raise ValueError(
             f"--overwrite_output_dir: {output_dir} holds files a training run does not write ({_summary(foreign)}); "
@@ -190,6 +208,53 @@ def resolve_resume(value: str | bool | None, output_dir: str) -> str | None:
     return str(value)
 
 
+def missing_marker(folder: str | os.PathLike) -> str | None:
+    """Why `checkpoint-N` must not be read (export, evaluation) when its run writes completion markers and this one
+    has none (its save was interrupted, possibly on another rank); None otherwise, also for non-checkpoint folders."""
+    path = Path(folder)
+    if (
+        not CHECKPOINT_RE.match(path.name)
+        or (path / COMPLETE_MARKER).is_file()
+        or not _run_writes_markers(path.parent)
+    ):
+        return None
+    return f"{path} has no {COMPLETE_MARKER} while other checkpoints of its run do (its save was interrupted)"
+
+
+def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
+    """The step of `checkpoint` when it already reached `max_steps` (resuming would train past it), else None.
+
+    The HF Trainer only checks max_steps after a step, so resuming a finished run in the middle of an epoch runs
+    one more (issue 25); entry points stop before `train()` instead. `max_steps <= 0` (epochs) never finishes here.
+    """
+    if checkpoint is None or max_steps <= 0:
+        return None
+    step = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+    return step if step >= max_steps else None
+
+
+def resumed_run_is_finished(checkpoint: str | None, output_dir: str, max_steps: int) -> bool:
+    """True when the resumed checkpoint already reached `max_steps` and the final model is in `output_dir`: nothing
+    is left to train (issue 25: resuming a finished run trained "step 11/10" and rewrote the final model). Raises
+    when the run finished but its final model is missing (the save after training was interrupted)."""
+    step = finished_step(checkpoint, max_steps)
+    if step is None:
+        return False
+    if not any((Path(output_dir) / name).is_file() for name in WEIGHT_FILES):
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint}: that run already finished (step {step} of max_steps "
+            f"{max_steps}) but {output_dir} holds no final model; {checkpoint} holds the final weights: load or "
+            "export it, or raise --max_steps to train further."
+        )
+    logger.warning(
+        "%s is at step %d of max_steps %d: the run is finished, nothing to train (raise --max_steps to continue).",
+        checkpoint,
+        step,
+        max_steps,
+    )
+    return True
+
+
 # ---------------------------------------------------------------- the running job --------------------------------
 
 
@@ -199,7 +264,11 @@ class RunDirCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         pids = _gather([socket.gethostname(), os.getpid(), os.getppid()])
         if args.should_save:
-            atomic_write_text(Path(args.output_dir) / PID_FILE, pid_file_text(pids, launched=_launched_by_torchrun()))
+            path, text = Path(args.output_dir) / PID_FILE, pid_file_text(pids, launched=_launched_by_torchrun())
+            atomic_write_text(path, text)
+            # A run that dies of an exception never reaches on_train_end: without this, run.pid would keep PIDs that
+            # later belong to other processes (`kill $(cat run.pid)`). SIGKILL still leaves it; the next run rewrites.
+            atexit.register(remove_pid_file, path, text)
 
     def on_save(self, args, state, control, **kwargs):
         # The HF Trainer calls on_save after writing model, optimizer, RNG and trainer_state.json and rotating old
@@ -212,6 +281,15 @@ class RunDirCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if args.should_save:
             (Path(args.output_dir) / PID_FILE).unlink(missing_ok=True)
+
+
+def remove_pid_file(path: Path, text: str) -> None:
+    """Delete `run.pid` if it still lists this run's PIDs (a newer run in the same folder may have replaced it)."""
+    try:
+        if path.read_text() == text:
+            path.unlink()
+    except OSError:
+        pass  # already gone
 
 
 def pid_file_text(ranks: list[list], launched: bool) -> str:

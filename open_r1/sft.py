@@ -19,23 +19,42 @@ from janus.checkpoint import verify_checkpoint_files
 from open_r1.configs import PairScriptArguments
 from open_r1.grpo import setup_logging
 from open_r1.logs import filter_known_warnings
-from open_r1.run_dir import exit_with_launcher, prepare_output_dir, resolve_resume
+from open_r1.run_dir import exit_with_launcher, finished_step, prepare_output_dir, resolve_resume
 from open_r1.runtime import full_weights_on_every_rank, model_dtype, prepare_launch
 from open_r1.trainer.unirl_sft import UniRLSFTConfig, UniRLSFTTrainer, load_self_rows
 
 logger = logging.getLogger(__name__)
 
 
+def check_script_args(script_args: PairScriptArguments) -> None:
+    """Refuse the grpo.py data options that have no meaning for self rows, rather than ignore them."""
+    if script_args.image_root is not None:
+        raise ValueError(
+            f"image_root={script_args.image_root!r}: UniRL SFT rows name no image file (the model draws each image); "
+            "fix: drop --image_root"
+        )
+
+
 def main(script_args: PairScriptArguments, training_args: UniRLSFTConfig, model_args: ModelConfig) -> None:
     set_seed(training_args.seed)
     setup_logging(training_args)
     logger.info("Script %s\nModel %s\nTraining %s", script_args, model_args, training_args)
+    check_script_args(script_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     prepare_output_dir(training_args.output_dir, resume is not None, script_args.overwrite_output_dir)
     if resume is not None:
         verify_checkpoint_files(resume)  # every rank, before any reads: a truncated shard fails here, named
+    step = finished_step(resume, training_args.max_steps)
+    if step is not None:
+        logger.warning(
+            "%s is at step %d, max_steps is %d: the run is finished and nothing is trained or saved. Raise "
+            "--max_steps to train on.", resume, step, training_args.max_steps,
+        )  # fmt: skip
+        return
 
-    dataset = load_self_rows(script_args.pair_data_path, script_args.max_train_pairs)
+    dataset = load_self_rows(
+        script_args.pair_data_path, script_args.max_train_pairs, script_args.skip_invalid, script_args.pair_types
+    )
     logger.info("Training on %d self rows from %s", len(dataset), script_args.pair_data_path)
 
     with full_weights_on_every_rank(training_args):

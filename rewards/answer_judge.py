@@ -14,7 +14,14 @@ import time
 import openai
 from pydantic import BaseModel
 
-from data_tools.completion import ChatRequest, ResponseCache, RetryPolicy, is_retryable
+from data_tools.completion import (
+    SAMPLE_ERRORS,
+    ChatRequest,
+    MalformedResponse,
+    ResponseCache,
+    RetryPolicy,
+    is_retryable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +56,31 @@ class LLMAnswerJudge:
         self.retry = retry or RetryPolicy()
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
         self.api_calls = 0
+        self.unjudged = 0  # calls whose replies stayed unusable after the retries (no verdict)
+
+    def check_model(self) -> None:
+        """Fail now, not at the first free-form row, when the server does not serve `model` (`GET /models`).
+
+        A server without a model list is not an error (the first call decides); a rejected key or an unreachable
+        server is.
+        """
+        where = self.client.base_url
+        try:
+            served = [m.id for m in self.client.models.list()]
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise ValueError(
+                f"answer judge: API key rejected by {where} (HTTP {err.status_code}); fix: set OPENAI_API_KEY"
+            ) from err
+        except openai.APIConnectionError as err:
+            raise ValueError(f"answer judge: cannot reach {where} ({err}); fix: check answer_judge_base_url") from err
+        except openai.APIStatusError as err:
+            logger.warning("answer judge model not checked: GET /models answered HTTP %d", err.status_code)
+            return
+        if served and self.model not in served:
+            raise ValueError(
+                f"answer_judge_model={self.model!r} is not served by {where} (it serves {served[:10]}); "
+                "fix: set answer_judge_model to one of them"
+            )
 
     def _request(self, question: str, gold: str, answer: str) -> ChatRequest:
         user = JUDGE_PROMPT.format(question=question, gold=gold, answer=answer)
@@ -69,7 +101,7 @@ class LLMAnswerJudge:
                 )
                 parsed = completion.choices[0].message.parsed
                 if parsed is None:
-                    raise ValueError("judge reply has no structured content")
+                    raise MalformedResponse(completion.choices[0].message.refusal or "no structured content")
                 self.api_calls += 1
                 return parsed
             except Exception as err:
@@ -80,12 +112,21 @@ class LLMAnswerJudge:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def __call__(self, question: str, gold: str, answer: str) -> bool:
+    def __call__(self, question: str, gold: str, answer: str) -> bool | None:
+        """Same meaning? None when the judge's replies stayed unusable (not cached: a rerun asks again)."""
         request = self._request(question, gold, answer)
         key = self.cache.key(self.model, request, NO_IMAGE)
         cached = self.cache.get(key)
         if cached is None:
-            verdict = self._ask(request)
+            try:
+                verdict = self._ask(request)
+            except SAMPLE_ERRORS as err:
+                self.unjudged += 1
+                logger.warning(
+                    "answer judge: no usable verdict after %d attempt(s) (%s: %s); the row gets no reward "
+                    "(%d unjudged so far)", self.retry.max_retries + 1, type(err).__name__, err, self.unjudged,
+                )  # fmt: skip
+                return None
             self.cache.put(key, {"task": request.task, "model": self.model, "response": verdict.model_dump()})
         else:
             verdict = AnswerMatch.model_validate(cached["response"])

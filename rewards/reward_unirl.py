@@ -23,19 +23,20 @@ from rewards.reward_understand import completion_text, extract_choice, gold_lett
 
 JUDGE_MODES = ("sampled", "greedy", "frozen")
 DEFAULT_JUDGE_MODE = "greedy"
-# (question, gold, answer) -> same?; e.g. rewards.answer_judge.LLMAnswerJudge.
-AnswerJudge = Callable[[str, str, str], bool]
+# (question, gold, answer) -> same? (None: no verdict); e.g. rewards.answer_judge.LLMAnswerJudge.
+AnswerJudge = Callable[[str, str, str], bool | None]
 
 
-def answer_is_correct(answer: str, gold: str, question: str, llm_judge: AnswerJudge | None = None) -> bool:
-    """Whether `answer` answers `question` like `gold` (an option letter, or free text)."""
+def answer_is_correct(answer: str, gold: str, question: str, llm_judge: AnswerJudge | None = None) -> bool | None:
+    """Whether `answer` answers `question` like `gold` (an option letter, or free text); None when the LLM judge
+    was asked and gave no verdict."""
     letter = gold_letter(gold)
     if letter is not None:
         return extract_choice(answer, parse_options(question) or None) == letter
     if open_ended_match(answer, gold):
         return True
     # The LLM is only asked when matching fails: "two clocks" vs "There are 2 clocks." needs meaning, not form.
-    return llm_judge is not None and llm_judge(question, gold, answer)
+    return False if llm_judge is None else llm_judge(question, gold, answer)
 
 
 def answer_correctness(
@@ -44,13 +45,14 @@ def answer_correctness(
     questions: Sequence[str],
     llm_judge: AnswerJudge | None = None,
 ) -> list[float | None]:
-    """1.0 / 0.0 per row (None where the row has no gold answer)."""
+    """1.0 / 0.0 per row (None where the row has no gold answer or the LLM judge gave no verdict)."""
     if not len(answers) == len(golds) == len(questions):
         raise ValueError(f"answers/golds/questions: lengths {len(answers)}/{len(golds)}/{len(questions)} differ")
-    return [
-        None if gold is None else float(answer_is_correct(answer, gold, question, llm_judge))
+    verdicts = [
+        None if gold is None else answer_is_correct(answer, gold, question, llm_judge)
         for answer, gold, question in zip(answers, golds, questions, strict=True)
     ]
+    return [None if v is None else float(v) for v in verdicts]
 
 
 def select_judge_answers(

@@ -10,8 +10,34 @@ TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}
 TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
 
-# Refuse to clear a folder no demo created (it would hold the marker); prints why and returns 1.
+# Refuse to clear a folder no demo created (it would hold the marker), a symlink (demo_prepare would replace the
+# link by a folder), the folder the user is in or one holding the repo (DEMO_OUT=.), and a place that cannot be
+# written (probed with a temporary folder); prints why and returns 1.
 demo_check_out_dir() {
+    if [ -L "$OUT" ]; then
+        echo "[demo] DEMO_OUT=$OUT is a symlink; the demo would replace it with a folder. Set DEMO_OUT to the" \
+            "folder it points to ($(readlink -f "$OUT")) or to a new folder." >&2
+        return 1
+    fi
+    local resolved
+    resolved=$(realpath -m "$OUT")
+    case "$PWD/" in "$resolved"/*)
+        echo "[demo] DEMO_OUT=$OUT is the folder you are in (or holds it); the demo clears DEMO_OUT first." \
+            "Set DEMO_OUT to a new folder, e.g. DEMO_OUT=./demo_output." >&2
+        return 1 ;;
+    esac
+    case "$REPO/" in "$resolved"/*)
+        echo "[demo] DEMO_OUT=$OUT holds the repository; the demo clears DEMO_OUT first. Set DEMO_OUT to a new folder." >&2
+        return 1 ;;
+    esac
+    local parent probe
+    parent=$(dirname "$resolved")
+    while [ ! -d "$parent" ]; do parent=$(dirname "$parent"); done
+    if ! probe=$(mktemp -d "$parent/.pairuni-demo-probe.XXXXXX" 2>/dev/null) || ! rmdir "$probe"; then
+        echo "[demo] DEMO_OUT=$OUT cannot be written ($parent is not writable). Set DEMO_OUT to a folder you can" \
+            "write to." >&2
+        return 1
+    fi
     if [ -e "$OUT" ] && [ ! -d "$OUT" ]; then
         echo "[demo] DEMO_OUT=$OUT exists and is not a folder; refusing to touch it. Set DEMO_OUT to a new folder." >&2
         return 1

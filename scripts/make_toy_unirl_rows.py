@@ -53,7 +53,8 @@ def toy_rows(num: int, seed: int, kinds: tuple[str, ...] = DEFAULT_KINDS) -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="JSONL file to write")
-    parser.add_argument("--num", type=int, default=256, help="rows to write")
+    parser.add_argument("--num", type=int, default=256, help="rows to write (>= 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--kinds",
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated question kinds from {list(ASKABLE)} (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    if args.num < 1:
+        parser.error(f"--num {args.num}: nothing to write; fix: pass --num 1 or more")
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"--out {args.out} exists; fix: choose a new file, or pass --overwrite to replace it")
     try:
         rows = toy_rows(args.num, args.seed, tuple(k.strip() for k in args.kinds.split(",") if k.strip()))
     except ValueError as error:

@@ -1,4 +1,4 @@
-"""The test session's DeepSpeed op-build folder belongs to this checkout (two checkouts' sessions never share it)."""
+"""Test-session plumbing: the DeepSpeed op-build folder belongs to this checkout, and test modules collect together."""
 
 import os
 import subprocess
@@ -14,3 +14,10 @@ def test_torch_extensions_default_to_a_folder_of_this_checkout():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO / "tests", env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert Path(out.stdout.strip()) == REPO / ".torch_extensions"
+
+
+def test_test_modules_have_unique_basenames():
+    # The test folders are not packages (pytest's default import mode): two test_x.py files anywhere under tests/
+    # make the whole `make test` collection fail, while running either folder alone passes.
+    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

@@ -534,7 +534,7 @@ class BenchmarkResult:
         """Write `<out_dir>/results.json`, refusing to replace another benchmark's result (one per folder)."""
         path = Path(out_dir) / "results.json"
         if path.is_file():
-            previous = json.loads(path.read_text(encoding="utf-8")).get("benchmark")
+            previous = read_results_json(path).get("benchmark")
             if previous != self.benchmark:
                 raise ValueError(
                     f"{path} holds a {previous!r} result; give each benchmark its own --out_dir (e.g. eval/run/"
@@ -542,6 +542,19 @@ class BenchmarkResult:
                 )
         write_json(path, asdict(self))
         return path
+
+
+def read_results_json(path: Path) -> dict[str, Any]:
+    """A `results.json` as a dict; a file that is not one (truncated, hand-edited) raises `ValueError` naming it."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{path}: not valid JSON ({err}); fix: rerun the benchmark into a fresh --out_dir, or delete the file"
+        ) from err
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(result).__name__}; fix: rerun the benchmark")
+    return result
 
 
 def percent(numerator: float, denominator: float) -> float:

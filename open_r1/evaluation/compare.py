@@ -8,13 +8,12 @@ with full runs or the paper. Reference numbers: PairUni (arXiv 2510.25682) main 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from open_r1.evaluation.common import format_value, markdown_table
+from open_r1.evaluation.common import format_value, markdown_table, read_results_json
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +57,26 @@ def read_run(path: str | Path) -> tuple[dict[str, float], set[str]]:
     scores: dict[str, float] = {}
     smoke: set[str] = set()
     for file in files:
-        result = json.loads(file.read_text(encoding="utf-8"))
+        result = read_results_json(file)
         if "benchmark" not in result or "headline" not in result:
             raise ValueError(f"{file}: not a results.json written by open_r1.evaluation (needs benchmark, headline).")
         if result["benchmark"] in scores:
             raise ValueError(f"{file}: a second {result['benchmark']} result in {path}; keep one per run folder.")
-        scores[result["benchmark"]] = float(result["headline"])
+        scores[result["benchmark"]] = _headline(result["headline"], file)
         if is_smoke(result):
             smoke.add(result["benchmark"])
     return scores, smoke
+
+
+def _headline(value: object, file: Path) -> float:
+    """A finite number: a NaN or missing score would print as a result in the table."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number):
+        raise ValueError(
+            f"{file}: headline: {value!r} is not a finite number; fix: rerun the benchmark (a NaN headline means no "
+            "sample was scored)"
+        )
+    return float(number)
 
 
 def parse_value(text: str) -> tuple[str, str, float]:

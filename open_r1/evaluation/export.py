@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from janus.checkpoint import WEIGHT_FILES, resolve_dtype, verify_checkpoint_files
+from open_r1.run_dir import missing_marker
 
 if TYPE_CHECKING:
     from transformers import JanusForConditionalGeneration
@@ -83,6 +84,8 @@ def resolve_source(path: str | Path, step: int | None = None, prefer: str = "aut
                 f"{path} holds DeepSpeed ZeRO shards, not saved model weights, but --source model was asked; pass "
                 f"its checkpoint folder {path.parent} (saved weights) or use --source zero / auto for these shards."
             )
+        if (problem := missing_marker(path.parent)) is not None:
+            raise ValueError(f"{problem}; fix: export an earlier complete checkpoint")
         return ExportSource("zero", path.parent, path.name)
 
     def usable(folder: Path) -> bool:
@@ -96,7 +99,17 @@ def resolve_source(path: str | Path, step: int | None = None, prefer: str = "aut
                 f"step={step}: {folder} does not exist; available: {[p.name for p in checkpoints(path)]}."
             )
     elif not usable(path) and checkpoints(path):
-        folder = checkpoints(path)[-1]
+        complete = [p for p in checkpoints(path) if missing_marker(p) is None]
+        if not complete:
+            raise ValueError(f"{path}: no complete checkpoint-N ({missing_marker(checkpoints(path)[-1])}).")
+        folder = complete[-1]
+        if folder != checkpoints(path)[-1]:
+            logger.warning(
+                "Skipping checkpoints newer than %s: %s", folder.name, missing_marker(checkpoints(path)[-1])
+            )
+    problem = missing_marker(folder)
+    if problem is not None:
+        raise ValueError(f"{problem}; fix: export an earlier complete checkpoint (--step N) or the run's final folder")
     if prefer != "zero" and has_weights(folder):
         return ExportSource("model", folder)
     tag = zero_tag(folder) if prefer != "model" else None

@@ -66,7 +66,18 @@ def _scored_image(obj: Any, where: str, images_dir: Path) -> ScoredImage:
     prompt = obj.get("prompt") or json.loads(obj.get("metadata") or "{}").get("prompt", "")
     stem = Path(parts[-1]).stem
     return ScoredImage(f"{parts[-3]}/{stem}", images_dir / parts[-3] / "samples" / parts[-1], str(obj["tag"]),
-                       prompt, bool(obj["correct"]))  # fmt: skip
+                       prompt, _verdict(obj["correct"], where))  # fmt: skip
+
+
+def _verdict(value: Any, where: str) -> bool:
+    """The scorer's `correct`: a JSON boolean, 0/1, or the strings "true"/"false" (never `bool("false")`)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{where}: correct: {value!r} is not a verdict; fix: write true or false")
 
 
 def load_scored_images(results_path: str | Path, images_dir: str | Path) -> list[ScoredImage]:
@@ -100,7 +111,14 @@ def question_items(
 
 
 def imbalance_metrics(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per tag and "overall": correctly generated images, how many were answered wrong, and their share."""
+    """Per tag and "overall": correctly generated images, how many were answered wrong, and their share.
+
+    Records the LLM judge gave no verdict (`answer_correct` None) are left out, and counted in the log.
+    """
+    unjudged = sum(record["answer_correct"] is None for record in records)
+    if unjudged:
+        logger.warning("%d answer(s) without a judge verdict are left out of the imbalance", unjudged)
+    records = [record for record in records if record["answer_correct"] is not None]
     groups: dict[str, list[bool]] = {}
     for record in records:
         groups.setdefault(record["tag"], []).append(bool(record["answer_correct"]))
@@ -170,13 +188,14 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
     }
     key = make_key("unirl_imbalance", args.model_path, [args.results, args.qa], recorded)
     with claim_out_dir(args.out_dir, key, understanding_outputs, args.overwrite):
-        model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
         judge = None
         if args.judge_model:
             from rewards.answer_judge import LLMAnswerJudge
 
             judge = LLMAnswerJudge(args.judge_model, args.judge_cache or str(Path(args.out_dir) / "judge"),
                                    base_url=args.judge_base_url)  # fmt: skip
+            judge.check_model()  # before the model loads
+        model, backbone = load_model(args.model_path, args.device, args.dtype, args.backbone)
         result = run_imbalance(
             lambda items, log: answer_items(model, backbone, items, log, settings),
             args.results, args.images, args.qa, args.out_dir, judge, model_name=key["model"]["path"], limit=args.limit,

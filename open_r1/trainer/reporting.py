@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
+from data_tools.jsonl import atomic_write_text
 from open_r1.logs import warn_once
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,35 @@ def log_sample_grid(
     return path
 
 
+def drop_lines_after(path: Path, step: int) -> int:
+    """Rewrite `metrics.jsonl` (atomically) without the lines of steps after `step`; returns how many went."""
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _line_step(line) <= step]
+    if len(kept) < len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+        logger.info(
+            "%s: dropped %d line(s) of steps after %d (the run resumes there)", path, len(lines) - len(kept), step
+        )
+    return len(lines) - len(kept)
+
+
+def _line_step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0.0  # a line this module did not write is kept
+
+
 class MetricsFileCallback(TrainerCallback):
     """Append every log to `metrics.jsonl`, warn on zero grad norm, plot reward curves at the end (main process)."""
 
     def __init__(self, output_dir: str):
         self.path = Path(output_dir) / "metrics.jsonl"
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed run repeats the steps after its checkpoint: drop their old lines so each step is logged once.
+        if state.is_world_process_zero and state.global_step > 0 and self.path.is_file():
+            drop_lines_after(self.path, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -160,8 +185,17 @@ def _jsonable(logs: dict) -> dict:
     return out
 
 
-def plot_reward_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike) -> Path | None:
-    """One panel per task-level reward key (`*/reward_mean` and each `rewards/*/mean`) against the step."""
+def rolling_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last `window` points (fewer at the start), one value per input point."""
+    sums = [0.0]
+    for value in values:
+        sums.append(sums[-1] + value)
+    return [(sums[i + 1] - sums[max(0, i + 1 - window)]) / min(window, i + 1) for i in range(len(values))]
+
+
+def plot_reward_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike, window: int = 10) -> Path | None:
+    """One panel per task-level reward key (`*/reward_mean` and each `rewards/*/mean`) against the step: the raw
+    per-step points and their `window`-step rolling mean, so the trend reads through GRPO's step-to-step noise."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on training nodes
@@ -181,7 +215,10 @@ def plot_reward_curves(metrics_path: str | os.PathLike, out_path: str | os.PathL
     fig, axes = plt.subplots(len(keys), 1, figsize=(6, 2.2 * len(keys)), squeeze=False)
     for ax, key in zip(axes[:, 0], keys, strict=True):
         points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+        steps, values = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(steps, values, marker=".", linestyle="none", alpha=0.4, label="per step")
+        ax.plot(steps, rolling_mean(values, window), label=f"rolling mean ({window} steps)")
+        ax.legend(fontsize=7)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step")
     fig.tight_layout()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,16 +26,26 @@ from transformers import Trainer, TrainingArguments
 from trl.models import unwrap_model_for_generation
 
 from backbones import AnswerSampling, Backbone, GeneratedImages, ImageSampling
-from data_tools.unirl_rows import read_self_rows
+from data_tools.jsonl import iter_jsonl
+from data_tools.schema import SchemaError
+from data_tools.unirl_rows import PAIR_SIDES, SelfRow, parse_self_row
+from open_r1.configs import check_field_types
+from open_r1.dataset import SELF_PAIR_TYPE, report_invalid_lines
 from open_r1.run_dir import RunDirCallback
 from open_r1.trainer.model_card import write_model_card_for_save
 from open_r1.trainer.pair_grpo_trainer import freeze_modules
 from open_r1.trainer.reporting import MetricsFileCallback, use_progress_lines
+from open_r1.trainer.rollout import truncate_left
 from rewards.reward_unirl import answer_is_correct
 
 logger = logging.getLogger(__name__)
 
 SELF_ROW_COLUMNS = ("prompt", "question", "answer", "tag")
+PAIR_IN_SFT = "a PairUG pair; UniRL SFT trains on self rows (prompt, question, answer)"
+PAIR_IN_SFT_FIX = (
+    "build self rows with data_tools/make_unirl_prompts.py, train pairs with open_r1/grpo.py, or pass "
+    "--pair_types self to keep only the file's self rows"
+)
 
 
 @dataclass
@@ -67,6 +78,9 @@ class UniRLSFTConfig(TrainingArguments):
         Weight of that term.
     judge_max_new_tokens (`int`, *optional*, defaults to `16`):
         Answer length of the greedy judge used by `image_nll`.
+    max_prompt_length (`int`, *optional*, defaults to `512`):
+        Maximum text tokens of a prompt or a templated question (PairGRPO's field); longer texts keep their last
+        tokens (TRL's left truncation). `None` disables truncation.
     understanding_prompt_template (`str`, *optional*, defaults to `"{question}"`):
         Format string turning a row's question into the user turn.
     understanding_system_prompt (`str`, *optional*):
@@ -87,6 +101,9 @@ class UniRLSFTConfig(TrainingArguments):
     image_nll: bool = field(default=False, metadata={"help": "Add the image-token NLL of correctly answered rows."})
     image_nll_weight: float = field(default=1.0, metadata={"help": "Weight of the image-token NLL."})
     judge_max_new_tokens: int = field(default=16, metadata={"help": "Greedy judge answer length (image_nll)."})
+    max_prompt_length: int | None = field(
+        default=512, metadata={"help": "Max text tokens of a prompt / question (left truncation); None: off."}
+    )
     understanding_prompt_template: str = field(default="{question}", metadata={"help": "User turn; has {question}."})
     understanding_system_prompt: str | None = field(default=None, metadata={"help": "Understanding system prompt."})
     trainable_modules: list[str] = field(
@@ -95,6 +112,7 @@ class UniRLSFTConfig(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_field_types(self)
         # The machine-dependent setup (fp32 and a gloo state on a CPU-only host) is open_r1.runtime.prepare_launch's,
         # run by open_r1/sft.py before this config is parsed, exactly as for PairGRPO.
         if self.gradient_checkpointing:
@@ -118,12 +136,52 @@ class UniRLSFTConfig(TrainingArguments):
         )
 
 
-def load_self_rows(path: str, max_rows: int | None = None) -> datasets.Dataset:
-    """Self rows (data_tools/unirl_rows.py) as a `datasets.Dataset` with columns `SELF_ROW_COLUMNS`."""
-    rows = read_self_rows(path)[:max_rows]
+def load_self_rows(
+    path: str, max_rows: int | None = None, skip_invalid: bool = False, pair_types: Sequence[str] | None = None
+) -> datasets.Dataset:
+    """Self rows (data_tools/unirl_rows.py) as a `datasets.Dataset` with columns `SELF_ROW_COLUMNS`.
+
+    Every line is checked first; invalid ones (PairUG pairs included: SFT has no use for a pair) raise one
+    `ValueError` listing each as `file:line: field: problem; fix`, or, with `skip_invalid`, are dropped and counted.
+    `pair_types` (grpo.py's pairing filter) may only name "self": `--pair_types self` drops PairUG lines silently.
+    """
+    pairs_dropped = _check_sft_pair_types(pair_types)
+    rows, errors = _scan_self_rows(Path(path), pairs_dropped)
+    report_invalid_lines(path, errors, skip_invalid)
+    rows = rows[:max_rows]
     if not rows:
-        raise ValueError(f"{path}: no rows; build some with data_tools/make_unirl_prompts.py")
+        raise ValueError(f"{path}: no valid self rows; fix: build some with data_tools/make_unirl_prompts.py")
     return datasets.Dataset.from_dict({c: [getattr(r, c) for r in rows] for c in SELF_ROW_COLUMNS})
+
+
+def _check_sft_pair_types(pair_types: Sequence[str] | None) -> bool:
+    """Whether `pair_types` selects the self rows of a mixed file; anything but ["self"] is refused."""
+    if not pair_types:
+        return False
+    if list(pair_types) != [SELF_PAIR_TYPE]:
+        raise ValueError(
+            f"pair_types: {list(pair_types)}: UniRL SFT trains on self rows only (pair type {SELF_PAIR_TYPE!r}); "
+            f"fix: pass --pair_types {SELF_PAIR_TYPE} (or drop it), or train PairUG pairs with open_r1/grpo.py"
+        )
+    return True
+
+
+def _scan_self_rows(path: Path, drop_pairs: bool) -> tuple[list[SelfRow], list[str]]:
+    """The valid self rows of `path` and every other line's error; PairUG pairs are errors unless `drop_pairs`."""
+    if not path.is_file():
+        raise ValueError(f"self-row file {str(path)!r} not found; fix: build it with data_tools/make_unirl_prompts.py")
+    errors: list[SchemaError] = []
+    rows: list[SelfRow] = []
+    for where, obj in iter_jsonl(path, errors.append):
+        try:
+            if isinstance(obj, dict) and PAIR_SIDES & obj.keys():
+                if not drop_pairs:
+                    raise SchemaError(where, "generate_ann", PAIR_IN_SFT, PAIR_IN_SFT_FIX)
+                continue
+            rows.append(parse_self_row(obj, where))
+        except SchemaError as err:
+            errors.append(err)
+    return rows, [str(e) for e in sorted(errors, key=lambda e: e.line_no)]
 
 
 class UniRLSFTTrainer(Trainer):
@@ -145,7 +203,8 @@ class UniRLSFTTrainer(Trainer):
             )
 
     def _questions(self, questions: list[str]) -> list[str]:
-        return [self.args.understanding_prompt_template.format(question=q) for q in questions]
+        template, limit = self.args.understanding_prompt_template, self.args.max_prompt_length
+        return [truncate_left(self.backbone.tokenizer, template.format(question=q), limit) for q in questions]
 
     def _sample_images(self, prompts: list[str], questions: list[str]) -> tuple[GeneratedImages, list[str] | None]:
         """Images (codes and decoded pixels) and (with `image_nll`) greedy answers about them, all without grad."""
@@ -192,7 +251,9 @@ class UniRLSFTTrainer(Trainer):
         return (per_row * correct).sum() / correct.sum().clamp(min=1)
 
     def compute_loss(self, model, inputs: list[dict], return_outputs: bool = False, num_items_in_batch=None):
-        prompts = [row["prompt"] for row in inputs]
+        prompts = [
+            truncate_left(self.backbone.tokenizer, row["prompt"], self.args.max_prompt_length) for row in inputs
+        ]
         questions = [row["question"] for row in inputs]
         answers = [row["answer"] for row in inputs]
         images, judged = self._sample_images(prompts, questions)

@@ -138,3 +138,13 @@ def test_progress_bars_cost_summary_and_quiet_http_logs(demo, tmp_path, capsys, 
         main(_api_build_args(demo, tmp_path, server) + ["--verbose", "--price", "1,1"])
         assert server.requests == 2  # only the dropped sample's draft + verify are paid again
     assert "HTTP Request: POST" in caplog.text
+
+
+def test_server_down_past_the_retries_ends_with_one_line_naming_the_flag(demo, tmp_path):
+    """Issue 25: transient-only exhaustion gave a raw openai traceback; now one `error:` line says what to do."""
+    with FakeOpenAI(failures=["500"] * 3) as server:
+        args = _api_build_args(demo, tmp_path, server) + ["--max-in-flight", "1", "--max-retries", "2"]
+        with pytest.raises(
+            SystemExit, match=r"^error: the \w+ call failed 3 time\(s\) .*raise --max-retries \(now 2\)"
+        ):
+            main(args)

@@ -136,6 +136,34 @@ def test_permanent_failures_drop_that_sample_only_and_rerun_pays_no_finished_cal
         assert server.requests == 3 * 2 and all(r is not None for r in rerun)
 
 
+def test_refused_samples_are_dropped_even_when_their_last_try_is_a_429(tmp_path):
+    """Issue 25: a refused call whose last attempt got a 429/500 re-raised the transient error and killed the build.
+    Server: three prompts refused on every try, and every 5th / 7th request answered 429 / 500 (default retries)."""
+    samples = _samples(tmp_path, 12)
+    refused = {"Q0?": "refusal", "red thing 5": "refusal", "Q8?": "refusal"}
+    retry = RetryPolicy(max_retries=6, base_delay=0.001, max_delay=0.01)
+    with FakeOpenAI(fail_when=refused, every={5: "429", 7: "500"}) as server:
+        completer = _completer(server, tmp_path / "cache", retry=retry, max_in_flight=1)
+        results = completer.complete_all(samples)
+    usage = completer.usage.to_dict()
+    assert [r is None for r in results] == [s.sample_id in ("u0", "g5", "u8") for s in samples]
+    assert usage["dropped"] == 3 and usage["completed"] == 9
+    assert all(d["reason"].startswith("MalformedResponse: I can't help") for d in usage["dropped_samples"])
+
+
+def test_transient_errors_alone_outlasting_the_retries_give_one_clear_error(tmp_path):
+    from data_tools.completion import RetriesExhausted
+
+    retry = RetryPolicy(max_retries=2, base_delay=0.001, max_delay=0.01)
+    with FakeOpenAI(failures=["429", "500", "429"]) as server:
+        with pytest.raises(RetriesExhausted) as caught:
+            _completer(server, tmp_path / "cache", retry=retry).complete_all(_samples(tmp_path, 1))
+    message = str(caught.value)
+    assert message.startswith("the caption call failed 3 time(s) with transient errors (last: RateLimitError")
+    assert "rerun the same command to resume" in message and "none is repeated" in message
+    assert "raise --max-retries (now 2)" in message
+
+
 def test_rejected_key_stops_the_run(tmp_path, monkeypatch):
     import openai
 

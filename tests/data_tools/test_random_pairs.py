@@ -72,3 +72,19 @@ def test_random_pairs_same_pools_new_partners(pair_file, tmp_path, capsys):
         "random": 6
     }
     assert load_pair_dataset(out, pair_types=["random"])["pair_type"] == ["random"] * 6
+
+
+def test_output_never_replaces_the_pairs_file_or_an_existing_output(pair_file, tmp_path):
+    """Issue 25: --output equal to --pairs (or any existing file) was overwritten with exit 0."""
+    before = pair_file.read_bytes()
+    with pytest.raises(SystemExit, match="is the --pairs file"):
+        _run(pair_file, pair_file, seed=0)
+    assert pair_file.read_bytes() == before
+    existing = tmp_path / "mine.jsonl"
+    existing.write_text("user data\n")
+    with pytest.raises(SystemExit, match="already exists; pass --overwrite"):
+        _run(pair_file, existing, seed=0)
+    assert existing.read_text() == "user data\n"
+    main(["--pairs", str(pair_file), "--output", str(existing), "--random-init", "--image-size", "32",
+          "--work-dir", str(tmp_path / "work"), "--overwrite"])  # fmt: skip
+    assert len(existing.read_text().splitlines()) == 6

@@ -209,6 +209,28 @@ def test_sharded_and_safetensors_variants_load_identically(
     assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
 
 
+@pytest.mark.parametrize("writer", ["export_original", "save_pretrained"])
+def test_writing_over_an_older_sharded_checkpoint_never_loads_the_old_weights(
+    tiny_janus, tiny_janus_path, original, tmp_path, writer
+):
+    """Issue 25: a new single weight file beside an older shards + index checkpoint loaded the OLD weights."""
+    model, processor = tiny_janus
+    stale = {k: v + 1 if v.is_floating_point() else v for k, v in original[1].items()}
+    folder = _write_variant(tiny_janus_path, tmp_path / "ckpt", stale, "bin", sharded=True)
+    save_file({"x": torch.zeros(1)}, str(folder / "model.safetensors"))  # a stale single file of the other format
+    (folder / "notes.txt").write_text("mine")
+    if writer == "export_original":
+        janus.export_original(model, processor.tokenizer, folder)
+    else:
+        janus.save_pretrained(model, processor, folder)
+    loaded, _ = janus.load_pretrained(folder)
+    expected = model.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
+    weights = {p.name for p in folder.iterdir() if p.suffix in (".bin", ".safetensors") or "index" in p.name}
+    assert weights == {"pytorch_model.bin" if writer == "export_original" else "model.safetensors"}
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
 def test_missing_shard_is_reported(tiny_janus_path, original, tmp_path):
     folder = _write_variant(tiny_janus_path, tmp_path / "variant", original[1], "bin", sharded=True)
     (folder / "model-b.bin").unlink()

@@ -155,6 +155,21 @@ def test_tensor_path_matches_pil_path(processor):
         processor.preprocess_images(torch.zeros(3, 32, 32))
 
 
+def test_sized_tensor_is_normalised_by_the_processors_own_statistics(processor):
+    """Issue 25: an already-sized tensor skipped normalisation, right only for mean = std = 0.5."""
+    from janus.processor import JanusProcessor
+
+    clip_mean, clip_std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    clip = JanusProcessor(
+        processor.tokenizer, processor.image_size, processor.num_image_tokens, image_mean=clip_mean, image_std=clip_std
+    )
+    size = processor.image_size
+    pixels = torch.randint(0, 256, (size, size, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    from_pil = clip.preprocess_images([Image.fromarray(pixels.numpy())])
+    from_tensor = clip.preprocess_images(pixels.permute(2, 0, 1)[None].float() / 255 * 2 - 1)
+    assert (from_tensor - from_pil).abs().max() < 1e-5
+
+
 def test_mismatched_lengths_raise(processor):
     with pytest.raises(ValueError, match="same length"):
         processor.encode_understanding(["a", "b"], torch.zeros(1, 3, 32, 32))

@@ -57,6 +57,25 @@ def test_metrics_file_plot_and_zero_grad_warning(tmp_path, caplog):
     assert plot_reward_curves(tmp_path / "metrics.jsonl", tmp_path / "x.png") == tmp_path / "x.png"
 
 
+def test_reward_curves_plot_a_rolling_mean_beside_the_raw_points(tmp_path, monkeypatch):
+    """Issue 25: the curves were raw per-step points only; a smoothed line now sits beside them."""
+    import matplotlib.figure
+
+    values = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": i + 1, "generate/reward_mean": v}) + "\n" for i, v in enumerate(values))
+    )
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    plot_reward_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png", window=2)
+    (ax,) = figures[0].axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["per step"].get_ydata()) == values
+    smoothed = lines["rolling mean (2 steps)"]
+    assert list(smoothed.get_xdata()) == [1, 2, 3, 4, 5, 6]
+    assert list(smoothed.get_ydata()) == pytest.approx([0.0, 0.5, 0.5, 0.5, 0.5, 0.5])
+
+
 # A real TRL-1.16 PairGRPO log record (demo, step 3), trimmed of the timing keys: what the line must summarise.
 STEP_LOGS = {
     "loss": -2.3581087589263916e-06,

@@ -68,6 +68,19 @@ def test_overwrite_deletes_only_run_outputs_and_refuses_foreign_files(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("user_file", ["checkpoint-best/model.safetensors", "samples/my_favourite.png"])
+def test_overwrite_keeps_a_users_checkpoint_best_and_own_sample_files(tmp_path, user_file):
+    """Issue 25: `checkpoint-*` matched a user's `checkpoint-best/`, and all of `samples/` went with its user files."""
+    write_checkpoint(tmp_path, 3)
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "step_000002.png").write_text("x")
+    (tmp_path / user_file).parent.mkdir(exist_ok=True)
+    (tmp_path / user_file).write_text("keep me")
+    with pytest.raises(ValueError, match=f"does not write \\({user_file.split('/')[0]}\\)"):
+        prepare_output_dir(str(tmp_path), resuming=False, overwrite=True)
+    assert (tmp_path / user_file).read_text() == "keep me" and (tmp_path / "checkpoint-3").exists()
+
+
 # ---------------------------------------------------------------- checkpoints ------------------------------------
 
 
@@ -136,6 +149,19 @@ def test_real_trainer_marks_checkpoints_and_resumes_from_the_last_complete_one(t
 
 
 # ---------------------------------------------------------------- stopping a run ---------------------------------
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_the_final_model(tmp_path):
+    """Issue 25: resuming checkpoint-10 of a max_steps 10 run trained "step 11/10" and rewrote the final model."""
+    from open_r1.run_dir import resumed_run_is_finished
+
+    checkpoint = str(write_checkpoint(tmp_path, 10))
+    with pytest.raises(ValueError, match="already finished \\(step 10 of max_steps 10\\).*holds no final model"):
+        resumed_run_is_finished(checkpoint, str(tmp_path), max_steps=10)
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert resumed_run_is_finished(checkpoint, str(tmp_path), max_steps=10)
+    assert not resumed_run_is_finished(checkpoint, str(tmp_path), max_steps=12)  # more to train
+    assert not resumed_run_is_finished(None, str(tmp_path), max_steps=10)
 
 
 def test_pid_file_lists_launcher_then_workers_of_the_main_host():

@@ -231,8 +231,16 @@ def test_the_llm_answer_judge_is_built_from_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "local")
     args = dict(output_dir=str(tmp_path), bf16=False, report_to=[])
     assert answer_judge(PairGRPOConfig(**args)) is None
-    judge = answer_judge(
-        PairGRPOConfig(**args, answer_judge_model="judge-model", answer_judge_cache_dir=str(tmp_path / "cache"),
-                       answer_judge_base_url="http://127.0.0.1:9/v1")
-    )  # fmt: skip
-    assert judge.model == "judge-model" and str(judge.client.base_url).startswith("http://127.0.0.1:9/v1")
+    from data_tools.loopback_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:  # serves "o3": answer_judge checks the model name at start (GET /models)
+        judge = answer_judge(
+            PairGRPOConfig(**args, answer_judge_model="o3", answer_judge_cache_dir=str(tmp_path / "cache"),
+                           answer_judge_base_url=server.base_url)
+        )  # fmt: skip
+    assert judge.model == "o3" and str(judge.client.base_url).startswith(server.base_url)
+    with pytest.raises(ValueError, match="answer judge: cannot reach"):
+        answer_judge(
+            PairGRPOConfig(**args, answer_judge_model="o3", answer_judge_cache_dir=str(tmp_path / "cache"),
+                           answer_judge_base_url="http://127.0.0.1:9/v1")
+        )  # fmt: skip

@@ -38,21 +38,34 @@ def _env() -> dict[str, str]:
     }
 
 
+def launch_grpo(recipe: str, model_path, data_path, out: Path, *extra: str, timeout: int = 480):
+    """`open_r1/grpo.py` with `configs/recipes/<recipe>.yaml`, 2 processes under ZeRO-3; the finished process."""
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())),
+        *(str(REPO / "open_r1" / "grpo.py"), "--config", str(REPO / "configs" / "recipes" / f"{recipe}.yaml")),
+        *("--deepspeed", str(REPO / "configs" / "zero3.json"), "--model_name_or_path", str(model_path)),
+        *("--pair_data_path", str(data_path), "--output_dir", str(out), *extra),
+    ]
+    return subprocess.run(command, cwd=out.parent, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def logged_steps(out: Path) -> list[dict]:
+    """The per-step records of a run's metrics.jsonl."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if "generate/reward_mean" in r]
+
+
 @pytest.mark.slow
 def test_two_process_zero3_run_saves_a_loadable_checkpoint(tiny_janus_path, pair_jsonl, tmp_path):
     out = tmp_path / "run"
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())),
-        *(str(REPO / "open_r1" / "grpo.py"), "--config", str(REPO / "configs" / "recipes" / "tiny_cpu.yaml")),
-        *("--deepspeed", str(REPO / "configs" / "zero3.json"), "--model_name_or_path", str(tiny_janus_path)),
-        *("--pair_data_path", pair_jsonl, "--output_dir", str(out), "--max_steps", "2", "--save_steps", "2"),
+    result = launch_grpo(
+        "tiny_cpu", tiny_janus_path, pair_jsonl, out, "--max_steps", "2", "--save_steps", "2",
         *("--log_images_steps", "1", "--bf16", "true"),  # bf16 is turned off on CPU: the GPU command runs as is
-    ]
-    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=420)
+        timeout=420,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "generate/reward_mean" in r]
+    steps = logged_steps(out)
     assert [r["step"] for r in steps] == [1, 2]
     # Recomputed log-probs match the sampler's on every rank (same inputs for rollout and loss under ZeRO-3).
     assert all(r[f"{task}/sampling_logp_abs_diff"] < 1e-4 for r in steps for task in ("understand", "generate"))
