@@ -95,12 +95,13 @@ def omni_attention_mask(ids: torch.Tensor, vocab: ShowoVocab) -> torch.Tensor:
     return mask[:, None]
 
 
-def mmu_attention_mask(ids: torch.Tensor, vocab: ShowoVocab) -> torch.Tensor:
+def mmu_attention_mask(ids: torch.Tensor, vocab: ShowoVocab, pad: torch.Tensor | None = None) -> torch.Tensor:
     """Show-o's understanding mask (`create_attention_mask_for_mmu`) as bool [N, 1, L, L]: causal, and every query
     sees the whole prefix up to <|eoi|>; with left pads no real token sees a pad. Holds for answer tokens appended
-    after the question (they are causal text)."""
+    after the question (they are causal text). `pad` [N, L] bool marks the pads (default: ids == [PAD]); pass it
+    when an answer may hold a sampled [PAD] id, which the original treats as an ordinary token."""
     n, length = ids.shape
-    pad = ids == vocab.pad_id
+    pad = ids == vocab.pad_id if pad is None else pad
     eoi = (ids == vocab.special("<|eoi|>")).int().argmax(1)  # [N]
     cols = torch.arange(length, device=ids.device)
     causal = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril()
@@ -110,8 +111,8 @@ def mmu_attention_mask(ids: torch.Tensor, vocab: ShowoVocab) -> torch.Tensor:
     return mask[:, None]
 
 
-def position_ids(ids: torch.Tensor, vocab: ShowoVocab) -> torch.Tensor:
+def position_ids(ids: torch.Tensor, vocab: ShowoVocab, pad: torch.Tensor | None = None) -> torch.Tensor:
     """[N, L] positions that skip left pads, so a padded row gets its unpadded positions (the original runs
-    understanding at batch 1, unpadded)."""
-    real = (ids != vocab.pad_id).long()
+    understanding at batch 1, unpadded). `pad` as in `mmu_attention_mask`."""
+    real = (ids != vocab.pad_id if pad is None else ~pad).long()
     return (real.cumsum(1) - 1).clamp(min=0)
