@@ -159,3 +159,21 @@ def test_greedy_answers_of_a_padded_batch_equal_the_original(tiny):
     answer = generate_answer_tokens(model, vocab, ids, 6, top_k=1)
     for i in range(2):
         assert answer[i].tolist() == DATA[f"answer_q{i}_topk1_tau1_seed0"].tolist()
+
+
+def test_answer_logits_of_a_padded_batch_equal_the_original(tiny):
+    """Question + greedy answer, the answer log-prob forward. q1's answer holds a sampled [PAD] id: an ordinary
+    token to the original, so the pads are given explicitly (the prompt's), not read off the ids."""
+    model, tokenizer, vocab = tiny
+    prompt = mmu_prompt(tokenizer, vocab, META["mmu_questions"])  # [2, P] left-padded
+    answers = torch.stack([torch.from_numpy(DATA[f"answer_q{i}_topk1_tau1_seed0"]) for i in range(2)])  # [2, A]
+    assert (answers[1] == vocab.pad_id).any()
+    ids = torch.cat([prompt, answers], dim=1)
+    pad = torch.cat([prompt == vocab.pad_id, torch.zeros_like(answers, dtype=torch.bool)], dim=1)
+    kwargs = {"attention_mask": mmu_attention_mask(ids, vocab, pad), "position_ids": position_ids(ids, vocab, pad)}
+    with torch.no_grad():
+        logits = model(ids, **kwargs).logits
+    for i in range(2):
+        name = f"answer_q{i}_topk1_tau1_seed0"
+        assert ids[i, -DATA[f"{name}_ids"].shape[1] :].tolist() == DATA[f"{name}_ids"][0].tolist()
+        assert_logits_match(logits[i, -DATA[f"{name}_ids"].shape[1] :], name)
