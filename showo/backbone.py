@@ -99,17 +99,21 @@ class ShowoBackbone:
 
     `answer_vocab`: "text" (default) samples and scores answers over the Phi text logits only, "full" over the
     whole head as the original `mmu_generate` does (image codes and Show-o's special tokens included; for parity).
+    `image_steps`: MaskGIT steps when the options give none (callers without an `image_steps` field, e.g. SFT).
     """
 
     name: ClassVar[str] = "showo"
     module_groups: ClassVar[dict[str, tuple[str, ...]]] = MODULE_GROUPS
 
-    def __init__(self, tokenizer, layout: ShowoLayout, answer_vocab: str = "text"):
+    def __init__(
+        self, tokenizer, layout: ShowoLayout, answer_vocab: str = "text", image_steps: int = DEFAULT_IMAGE_STEPS
+    ):
         if answer_vocab not in ANSWER_VOCABS:
             raise ValueError(f"answer_vocab={answer_vocab!r} is not supported; use one of {ANSWER_VOCABS}.")
         self.tokenizer = tokenizer
         self.layout = layout
         self.answer_vocab = answer_vocab
+        self.image_steps = image_steps
 
     @classmethod
     def load(cls, path, dtype=None, device=None) -> tuple[ShowoBackbone, torch.nn.Module]:
@@ -146,9 +150,8 @@ class ShowoBackbone:
         """Image slots hold MAGVIT-v2 codes: id = image_offset + code, scored over the codebook's logits only."""
         return TokenSpace(self.vocab.mask_id, offset=self.vocab.image_offset, size=self.vocab.codebook_size)
 
-    @staticmethod
-    def maskgit_options(options: ImageSampling) -> MaskGitOptions:
-        steps = options.steps or DEFAULT_IMAGE_STEPS
+    def maskgit_options(self, options: ImageSampling) -> MaskGitOptions:
+        steps = options.steps or self.image_steps
         return MaskGitOptions(steps, "showo", cfg_weight=options.cfg_weight, temperature=options.temperature)
 
     def _text_ids(self, texts: Sequence[str]) -> list[list[int]]:
