@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
+from transformers import DynamicCache
 
 from backbones.interface import AnswerSampling, GeneratedImages, ImageSampling, Rollout
 from backbones.masked_diffusion import (
@@ -295,11 +296,16 @@ class ShowoBackbone:
         self, model: torch.nn.Module, record: dict[str, torch.Tensor], options: AnswerSampling, generator: GeneratorArg
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """KV-cached decode of `max_new_tokens` tokens per row: (ids [N, L] pad after EOS, logps [N, L])."""
-        from transformers import DynamicCache
-
+        body = model.showo.model
+        if body.gradient_checkpointing and body.training:
+            # transformers' checkpointed layers drop the KV cache in training mode: every step would see itself only.
+            raise ValueError(
+                "sample_answers: the model trains with gradient checkpointing, which disables the KV cache; sample "
+                "inside trl's unwrap_model_for_generation (the trainers do) or after model.eval()."
+            )
         ids, real = record["input_ids"], record["attention_mask"].bool()  # [N, T]
         cache = DynamicCache(config=model.showo.config)
-        out = model.showo.model(
+        out = body(
             input_ids=ids, attention_mask=mmu_attention_mask(ids, self.vocab),
             position_ids=position_ids(ids, self.vocab), past_key_values=cache, use_cache=True,
         )  # fmt: skip
@@ -316,7 +322,7 @@ class ShowoBackbone:
             if step == options.max_new_tokens - 1:
                 break
             keys = torch.cat([real, real.new_ones(ids.shape[0], step + 1)], dim=1)[:, None, None, :]  # [N,1,1,T+s+1]
-            hidden = model.showo.model(
+            hidden = body(
                 input_ids=token[:, None], attention_mask=keys, position_ids=next_position + step,
                 past_key_values=cache, use_cache=True,
             ).last_hidden_state  # fmt: skip

@@ -197,6 +197,11 @@ def test_gradient_checkpointing_keeps_the_answer_gradient(tiny_path):
     assert model.showo.model.gradient_checkpointing  # the Phi body's layers now recompute in backward
     backbone.answer_logps(model, rollout, options).sum().backward()
     assert model.showo.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="KV cache"):  # checkpointed layers would silently drop the cache
+        backbone.sample_answers(model, QUESTIONS[:1], [None], options)
+    model.eval()
+    again = backbone.sample_answers(model, QUESTIONS[:2], [None, None], options, generator=seeded(0, 1))
+    assert torch.equal(again.completion_ids, rollout.completion_ids)
 
 
 def test_save_keeps_the_run_folder_and_roundtrips(loaded, tmp_path):
