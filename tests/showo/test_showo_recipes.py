@@ -56,6 +56,16 @@ def test_other_showo_recipes_parse(tmp_path, monkeypatch, recipe, world, method,
         assert args.reward_funcs == ["accuracy", "hps_v2.1"]
 
 
+def test_unirl_sft_showo_recipe_parses(tmp_path):
+    from open_r1.trainer.unirl_sft import UniRLSFTConfig
+
+    parser = TrlParser((PairScriptArguments, UniRLSFTConfig, ModelConfig))
+    argv = ["--config", "configs/recipes/unirl_sft_showo.yaml", "--output_dir", str(tmp_path), "--pair_data_path", "x"]
+    args = parser.parse_args_and_config([*argv, "--bf16", "false"])[1]
+    assert args.backbone == "showo" and args.trainable_modules == ["language_model"] and not args.end_to_end
+    assert args.per_device_train_batch_size == 3 and args.learning_rate == 1e-5  # UniRL's Show-o batch and lr
+
+
 def answer_length(prompts, completions, **kwargs):
     return [len(c) / 40 for c in completions]  # dense: random tiny answers decode to strings of varied length
 
