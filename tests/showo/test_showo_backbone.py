@@ -78,7 +78,17 @@ def test_answers_stop_at_eos_and_keep_their_length(tiny_path):
     with torch.no_grad():
         model.showo.lm_head.bias[backbone.vocab.eos_id] += 50.0  # EOS first, for every row
     options = AnswerSampling(max_new_tokens=4, temperature=0.7)
-    rollout = backbone.sample_answers(model, QUESTIONS[:2], [None, None], options, generator=seeded(0, 1))
+    calls = {"body": 0, "vq": 0}
+    hooks = [model.showo.model.register_forward_hook(lambda *a: calls.__setitem__("body", calls["body"] + 1)),
+             model.vq_model.encoder.register_forward_hook(lambda *a: calls.__setitem__("vq", calls["vq"] + 1))]  # fmt: skip
+    try:
+        rollout = backbone.sample_answers(model, QUESTIONS[:2], [None, None], options, generator=seeded(0, 1))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # Every row ended at its first token, yet the forwards are those of any answer (ZeRO-3: equal on every rank):
+    # one prefill + 3 one-token steps, and one MAGVIT-v2 encode although no row has an image file.
+    assert calls == {"body": 4, "vq": 1}
     assert rollout.completion_ids[:, 0].tolist() == [backbone.vocab.eos_id] * 2
     assert rollout.completion_ids[:, 1:].eq(backbone.pad_id).all() and rollout.completion_mask.sum(1).tolist() == [
         1,
