@@ -16,10 +16,11 @@ from backbones.interface import Backbone
 BACKBONES: dict[str, str] = {
     "janus": "janus.backbone:JanusBackbone",
     "lumina_dimoo": "lumina_dimoo.backbone:LuminaDiMOOBackbone",
+    "showo": "showo.backbone:ShowoBackbone",
 }
 # config.json markers of each family's checkpoint layouts (original and converted).
 _MODEL_TYPES = {"multi_modality": "janus", "janus": "janus", "llada": "lumina_dimoo"}
-_CLASS_NAMES: dict[str, str] = {}
+_CLASS_NAMES: dict[str, str] = {"Showo": "showo"}
 
 
 def backbone_class(name: str) -> type[Backbone]:

@@ -55,6 +55,7 @@ class ShowoModel(PreTrainedModel):
 
     config_class = ShowoConfig
     _no_split_modules = ["PhiDecoderLayer"]
+    supports_gradient_checkpointing = True  # PhiModel's decoder layers checkpoint (the trainer's recipes turn it on)
 
     def __init__(self, config: ShowoConfig):
         super().__init__(config)
@@ -177,17 +178,25 @@ def load_pretrained(path, dtype=None, device=None) -> tuple[ShowoModel, object, 
     return model, tokenizer, vocab
 
 
-def _atomic_folder(out_dir: Path):
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+def _move_into(tmp: Path, out: Path) -> None:
+    """Move each entry of `tmp` into `out`, replacing the earlier save's entry of that name and keeping the rest
+    (a training run's output folder also holds metrics, samples and `checkpoint-*` folders)."""
+    for entry in tmp.iterdir():
+        target = out / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
 
 
 def save_original(model: ShowoModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> None:
-    """Write the original layout (+ `phi/` and `magvitv2/` folders) atomically; `state_dict` (ZeRO-3's gathered
-    weights, keys `showo.*` / `vq_model.*`) replaces the model's own."""
+    """Write the original layout (+ `phi/` and `magvitv2/` folders) into `out_dir`: everything goes to a temp
+    folder first, then config.json, the weights, `phi/` and `magvitv2/` are renamed into place; other files in
+    `out_dir` are kept.
+    `state_dict` (ZeRO-3's gathered weights, keys `showo.*` / `vq_model.*`) replaces the model's own."""
     out = Path(out_dir)
     state = state_dict if state_dict is not None else model.state_dict()
-    tmp = _atomic_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".saving.", dir=out))
     try:
         raw = dict(model.config.showo) | {"llm_model_path": PHI_DIR, "vq_model_path": VQ_DIR}
         (tmp / "config.json").write_text(json.dumps(raw, indent=2) + "\n")
@@ -204,12 +213,9 @@ def save_original(model: ShowoModel, tokenizer, out_dir: str | Path, state_dict:
             if k.startswith("vq_model.")
         }
         save_file(vq, tmp / VQ_DIR / WEIGHTS_NAME, metadata={"format": "pt"})
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
+        _move_into(tmp, out)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("Saved Show-o (original layout) to %s", out)
 
 
