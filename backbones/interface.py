@@ -58,7 +58,9 @@ class AnswerSampling:
 
     `do_sample=False` is greedy decoding (evaluation, UniRL's greedy judge). `steps` / `block_length` /
     `step_group` only mean something to masked-diffusion text samplers; `decode` only to Janus-Pro.
-    `system_prompt` None means the backbone's own default.
+    `system_prompt` None means the backbone's own default. `one_token` is the one-token evaluation mode of
+    Lumina-DiMOO's VLMEvalKit wrapper: one greedy answer token in one decode step (needs max_new_tokens=1 and
+    do_sample=False), laid out as each backbone's original wrapper lays it out (Janus-Pro: plain greedy decoding).
     """
 
     max_new_tokens: int = 256
@@ -71,8 +73,14 @@ class AnswerSampling:
     block_length: int | None = None
     step_group: int = 1
     decode: str | None = None
+    one_token: bool = False
 
     def __post_init__(self) -> None:
+        if self.one_token and (self.max_new_tokens != 1 or self.do_sample or (self.steps or 1) != 1):
+            raise ValueError(
+                f"one_token answers are one greedy token in one step: got max_new_tokens={self.max_new_tokens}, "
+                f"do_sample={self.do_sample}, steps={self.steps}; use max_new_tokens=1, do_sample=False, steps None."
+            )
         if self.max_new_tokens < 1 or self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ValueError(
                 f"max_new_tokens={self.max_new_tokens} must be >= 1, temperature={self.temperature} > 0 and "

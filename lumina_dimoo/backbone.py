@@ -24,7 +24,7 @@ from backbones.semi_ar_sampler import SemiARTextOptions, sample_semi_ar, transfe
 from lumina_dimoo.attention import slot_logits_fn
 from lumina_dimoo.checkpoint import load_pretrained, save_original
 from lumina_dimoo.processor import DimooProcessor, PaddedRows, masked_slots
-from lumina_dimoo.tokens import DimooTokens
+from lumina_dimoo.tokens import ONE_TOKEN_ANSWER_PADS, DimooTokens
 from lumina_dimoo.vq import decode_codes, encode_codes, image_to_pixels, vq_scale
 
 logger = logging.getLogger(__name__)
@@ -225,9 +225,13 @@ class LuminaDiMOOBackbone:
         return Canvas(record["input_ids"], record["slots"], real=record["attention_mask"].bool())
 
     def _understanding_record(self, questions, codes, options: AnswerSampling, device) -> dict[str, torch.Tensor]:
-        """Prompt rows with `max_new_tokens` masked answer slots, and where those slots are."""
+        """Prompt rows with `max_new_tokens` masked answer slots, and where those slots are. `one_token`: the
+        VLMEvalKit wrapper's layout, one slot followed by `</answer>` and its answer pads."""
         length = options.max_new_tokens
-        rows: PaddedRows = self.processor.encode_understanding(list(questions), codes, length, options.system_prompt)
+        pads = ONE_TOKEN_ANSWER_PADS if options.one_token else 0
+        rows: PaddedRows = self.processor.encode_understanding(
+            list(questions), codes, length, options.system_prompt, answer_pads=pads
+        )
         rows = rows.to(device)
         slots = rows.span_start.unsqueeze(1) + torch.arange(length, device=device)  # [N, L]
         return {"input_ids": rows.input_ids, "attention_mask": rows.attention_mask, "slots": slots}

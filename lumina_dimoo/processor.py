@@ -84,12 +84,16 @@ class DimooProcessor:
             pad_rows([uncond + tail] * len(prompts), [len(uncond) + 1] * len(prompts), pad),
         )
 
-    def understanding_row(self, question: str, codes: torch.Tensor | None, system_prompt: str, length: int) -> list:
-        """One prompt: the image block goes before the prompt's last token (`</user>`), then the masked answer."""
+    def understanding_row(
+        self, question: str, codes: torch.Tensor | None, system_prompt: str, length: int, answer_pads: int = 0
+    ) -> list:
+        """One prompt: the image block goes before the prompt's last token (`</user>`), then the masked answer,
+        then `answer_pads` answer-pad tokens (given, seen by the bidirectional attention)."""
         prompt = self.encode(understanding_prompt(question, system_prompt))
         if codes is not None:
             prompt = prompt[:-1] + image_block(codes, self.tokens) + prompt[-1:]
-        return [*prompt, self.tokens.answer_start, *[self.tokens.mask] * length, self.tokens.answer_end]
+        answer = [self.tokens.answer_start, *[self.tokens.mask] * length, self.tokens.answer_end]
+        return [*prompt, *answer, *[self.tokens.answer_pad] * answer_pads]
 
     def encode_understanding(
         self,
@@ -97,11 +101,16 @@ class DimooProcessor:
         codes: Sequence[torch.Tensor | None],
         answer_length: int,
         system_prompt: str | None = None,
+        answer_pads: int = 0,
     ) -> PaddedRows:
-        """Rows of prompt + image + `<answer>` + `answer_length` masks + `</answer>`; `span_start` = first mask."""
+        """Rows of prompt + image + `<answer>` + `answer_length` masks + `</answer>` (+ `answer_pads` answer pads,
+        as Lumina-DiMOO's VLMEvalKit wrapper lays out its one-token answers); `span_start` = first mask."""
         system = UNDERSTANDING_SYSTEM_PROMPT if system_prompt is None else system_prompt
-        rows = [self.understanding_row(q, c, system, answer_length) for q, c in zip(questions, codes, strict=True)]
-        return pad_rows(rows, [len(r) - answer_length - 1 for r in rows], self.tokens.eos)
+        rows = [
+            self.understanding_row(q, c, system, answer_length, answer_pads)
+            for q, c in zip(questions, codes, strict=True)
+        ]
+        return pad_rows(rows, [len(r) - answer_length - 1 - answer_pads for r in rows], self.tokens.eos)
 
     def decode_answers(self, completion_ids: torch.Tensor) -> list[str]:
         """Answer tokens [N, L] -> text up to the first EOS / `</answer>` / answer pad, specials dropped."""

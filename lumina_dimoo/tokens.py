@@ -18,6 +18,9 @@ UNDERSTANDING_SYSTEM_PROMPT = (
 # Inference spelling; the released SFT records spell it "accroding" (Lumina-DiMOO `pre_tokenizer/pre_tokenize.py`).
 GENERATION_SYSTEM_PROMPT = "Generate an image according to the text prompt."
 UNCONDITION_TEXT = "<uncondition>"  # the CFG null prompt, one added token
+# Lumina-DiMOO's VLMEvalKit wrapper (`vlmeval/vlm/lumina_dimmo/model.py`, config gen_length=1024, steps=1) answers
+# with `<answer>` + ONE mask + `</answer>` + gen_length - 1 answer pads: one greedy token in one forward.
+ONE_TOKEN_ANSWER_PADS = 1023
 
 
 @dataclass(frozen=True)

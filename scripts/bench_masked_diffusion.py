@@ -2,25 +2,30 @@
 
 The model is a random bidirectional Llama (transformers `LlamaForCausalLM` with a 4D all-True mask, as Lumina-DiMOO's
 LLaDA body runs) with a Lumina-shaped vocabulary (text ids, then the image codebook). Reports generated tokens per
-wall second (median of interleaved rounds), the speed-up, and the share of tokens equal between the two under the
-same per-row seeds (batching changes float reductions, so a near-tie may flip; the toy tests assert exact equality).
+wall and CPU second and peak memory (medians of interleaved rounds, `scripts/bench_measure.py`), the speed-up, and
+the share of tokens equal between the two under the same per-row seeds (batching changes float reductions, so a
+near-tie may flip; the toy tests assert exact equality).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from backbones.masked_diffusion import AtSlots, Canvas, SlotSample, TokenSpace
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backbones.masked_diffusion import AtSlots, Canvas, TokenSpace
 from backbones.maskgit_sampler import MaskGitOptions, sample_maskgit
 from backbones.semi_ar_sampler import SemiARTextOptions, sample_semi_ar
+from scripts.bench_measure import RowSampler, batched_vs_loop, print_comparisons, print_table
 
 logger = logging.getLogger("bench_masked_diffusion")
 
@@ -80,60 +85,18 @@ def text_canvas(args: argparse.Namespace, setup: Setup, rows: int, device: torch
     return Canvas(ids, slots, torch.full_like(ids, setup.mask_id), slots)
 
 
-def timed(run: Callable[[], list[SlotSample]], device: torch.device) -> tuple[float, list[SlotSample]]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = run()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start, out
+def row_sampler(sample_rows: Callable, canvas: Canvas, device: torch.device) -> RowSampler:
+    """Rows -> tokens [R, N] of those canvas rows, row r drawing from its own generator seeded r."""
+
+    def sample(rows: Sequence[int]) -> torch.Tensor:
+        generators = [torch.Generator(device).manual_seed(row) for row in rows]
+        return sample_rows(canvas_rows(canvas, rows), generators).tokens
+
+    return sample
 
 
-def compare(name: str, sample_rows: Callable, canvas: Canvas, rows: int, rounds: int, device: torch.device) -> dict:
-    """Median seconds of the batched call and of the batch-1 loop, interleaved; the share of equal tokens."""
-    seeds = list(range(rows))
-
-    def batched() -> list[SlotSample]:
-        return [sample_rows(canvas, [torch.Generator(device).manual_seed(s) for s in seeds])]
-
-    def loop() -> list[SlotSample]:
-        return [sample_rows(row_canvas(canvas, r), [torch.Generator(device).manual_seed(r)]) for r in seeds]
-
-    times = {"batched": [], "loop": []}
-    sample_rows(row_canvas(canvas, 0), [torch.Generator(device).manual_seed(0)])  # warm-up (allocator, kernels)
-    for _ in range(rounds):
-        seconds, batched_out = timed(batched, device)
-        times["batched"].append(seconds)
-        seconds, loop_out = timed(loop, device)
-        times["loop"].append(seconds)
-    tokens = batched_out[0].tokens
-    looped = torch.cat([s.tokens for s in loop_out])
-    generated = int((batched_out[0].reveal_step >= 0).sum())
-    result = {k: statistics.median(v) for k, v in times.items()}
-    report = {
-        "sampler": name,
-        "rows": rows,
-        "tokens": generated,
-        "batched_tok_s": generated / result["batched"],
-        "loop_tok_s": generated / result["loop"],
-        "speedup": result["loop"] / result["batched"],
-        "equal_tokens": float((tokens == looped).float().mean()),
-    }
-    logger.info(
-        "%-22s rows %d: batched %.1f tok/s, batch-1 loop %.1f tok/s (x%.2f), equal tokens %.4f",
-        name,
-        rows,
-        report["batched_tok_s"],
-        report["loop_tok_s"],
-        report["speedup"],
-        report["equal_tokens"],
-    )
-    return report
-
-
-def row_canvas(canvas: Canvas, row: int) -> Canvas:
-    take = slice(row, row + 1)
+def canvas_rows(canvas: Canvas, rows: Sequence[int]) -> Canvas:
+    take = torch.tensor(list(rows), device=canvas.ids.device)
     uncond = None if canvas.uncond_ids is None else canvas.uncond_ids[take]
     uncond_slots = None if canvas.uncond_slots is None else canvas.uncond_slots[take]
     return Canvas(canvas.ids[take], canvas.slots[take], uncond, uncond_slots)
@@ -162,29 +125,31 @@ def main() -> None:
     model = build_model(args, setup, device)
     logits_fn = slot_logits_fn(model)
     space = TokenSpace(setup.mask_id, offset=setup.text_vocab, size=setup.codebook)
+    comparisons = []
     with torch.inference_mode():
         for schedule in ("lumina_dimoo", "showo"):
             options = MaskGitOptions(steps=args.image_steps, schedule=schedule, cfg_weight=args.cfg)
-            compare(
-                f"maskgit {schedule}",
+            sample = row_sampler(
                 lambda c, g, o=options: sample_maskgit(logits_fn, c, space, o, generator=g),
                 image_canvas(args, setup, args.rows, device),
-                args.rows,
-                args.rounds,
                 device,
+            )
+            comparisons.append(
+                batched_vs_loop("random", f"maskgit {schedule}", sample, args.rows, args.rounds, device)
             )
         for noise in ("sequence", "slots"):
             options = SemiARTextOptions(
                 steps=args.text_steps, block_length=args.block_length, temperature=1.0, noise=noise
             )
-            compare(
-                f"semi-AR text ({noise})",
+            sample = row_sampler(
                 lambda c, g, o=options: sample_semi_ar(logits_fn, c, TokenSpace(setup.mask_id), o, generator=g),
                 text_canvas(args, setup, args.rows, device),
-                args.rows,
-                args.rounds,
                 device,
             )
+            name = f"semi-AR text ({noise})"
+            comparisons.append(batched_vs_loop("random", name, sample, args.rows, args.rounds, device))
+    print_table([r for c in comparisons for r in (c.batched, c.loop)])
+    print_comparisons(comparisons)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Benchmark image-token rollouts: `janus.sample_image_tokens` (decode="compiled" and "eager") against the original loop.
+"""Benchmark rollouts: Janus-Pro image tokens (`janus.sample_image_tokens`, decode "compiled" and "eager") against
+the original loop, and Lumina-DiMOO's masked-diffusion samplers batched against the original's batch-1 loop.
 
-Measures image tokens/s (per wall second and, robust to other processes on a shared CPU, per CPU second; medians
+Measures tokens/s (per wall second and, robust to other processes on a shared CPU, per CPU second; medians
 over interleaved rounds) and peak extra memory (CUDA: max_memory_allocated; CPU: peak RSS growth polled every 2 ms,
-with glibc told to mmap every block of 64 KiB or more so that freed tensors leave the RSS at once) on the tiny
-checkpoint and on a medium random config (Llama LM 1024 x 12 layers, ~0.37 B parameters; 64 image tokens instead of
-Janus-Pro's 576 by default, so that it finishes in a few minutes on a CPU). Baselines on the same model and batch:
+with glibc told to mmap every block of 64 KiB or more so that freed tensors leave the RSS at once).
+
+Janus (configs tiny, medium): the tiny checkpoint and a medium random config (Llama LM 1024 x 12 layers, ~0.37 B
+parameters; 64 image tokens instead of Janus-Pro's 576 by default, so that it finishes in a few minutes on a CPU).
+Baselines on the same model and batch:
 - "original loop": the DeepSeek inference script's loop (cond/uncond rows interleaved, no mask, KV cache from
   `past_key_values`, gen head on the last state, CFG mix, softmax, multinomial);
 - "transformers generate": `model.generate(generation_mode="image")` (static cache, CFG processor).
@@ -13,99 +16,59 @@ aten ops dispatched per step (TorchDispatchMode), host syncs per step (`aten::_l
 cache storage stays at one address across steps, and for the compiled path its compile time, graph breaks and
 the graphs compiled over a run with prompts of several lengths; plus the share of tokens equal to eager's and the
 largest log-prob difference under the same seed.
+
+Lumina-DiMOO (config lumina): the tiny random checkpoint in the original layout (or `--lumina_path`), through
+`LuminaDiMOOBackbone`: images by the MaskGIT sampler with CFG (35 steps), answers by LLaDA's semi-autoregressive
+sampler (2 steps, temperature 1, one image per row). "batched" is one call over rows of different prompt lengths
+(padded, the 4D mask hides the pads) with one generator per row; "batch-1 loop" is the original's way (its
+`generate_image` asserts B == 1): one call per row with that row's generator, which reproduces the original code's
+tokens (the parity tests of tests/lumina_dimoo). The token check compares the two under the same per-row seeds: a
+row draws from its own generator only and the mask keeps rows apart, so they agree up to float reductions of the
+batched forward (a near-tie may flip; equal on the tiny model). `--lumina_method batched|loop` runs one side only,
+to time the two as whole processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
+import json
 import logging
-import statistics
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-import psutil
 import torch
+from PIL import Image
 from torch._dynamo.utils import counters
 from transformers import GenerationConfig, JanusConfig, JanusForConditionalGeneration
 from transformers.cache_utils import DynamicLayer
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import janus
+from backbones.interface import AnswerSampling, ImageSampling
 from janus import static_decode
 from janus.forward import num_image_tokens
 from janus.sampling import sample_image_tokens
+from lumina_dimoo.backbone import LuminaDiMOOBackbone
+from lumina_dimoo.tiny import build_tiny_checkpoint
+from scripts.bench_measure import (
+    LoopComparison,
+    Result,
+    batched_vs_loop,
+    interleaved_runs,
+    median_results,
+    print_comparisons,
+    print_table,
+    release_freed_memory_to_os,
+    row_methods,
+)
 
 logger = logging.getLogger("bench_rollout")
-
-
-@dataclass
-class Result:
-    config: str
-    method: str
-    rows: int
-    image_tokens: int
-    seconds: float  # wall clock
-    cpu_seconds: float  # process CPU time: robust to other processes on a shared CPU machine
-    peak_mib: float
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.rows * self.image_tokens / self.seconds
-
-    @property
-    def tokens_per_cpu_s(self) -> float:
-        return self.rows * self.image_tokens / self.cpu_seconds
-
-
-class PeakMemory:
-    """Peak extra memory of a block: CUDA allocator peak, or the process RSS polled on a thread (CPU)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak_bytes = 0
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-            return self
-        self._process, self._stop = psutil.Process(), threading.Event()
-        self._base = self._process.memory_info().rss
-        self._max = self._base
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.002):
-            self._max = max(self._max, self._process.memory_info().rss)
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
-            return
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self._max, self._process.memory_info().rss) - self._base
-
-
-def release_freed_memory_to_os() -> None:
-    """Make RSS track live CPU tensors: a fixed glibc mmap threshold (M_MMAP_THRESHOLD = -3) of 64 KiB.
-
-    By default glibc keeps freed large blocks in its heap once the threshold has adapted, so RSS growth would
-    depend on which method ran first rather than on what each method holds.
-    """
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None or not hasattr(ctypes.CDLL(libc_name), "mallopt"):
-        logger.warning("glibc mallopt not found: CPU peak-memory figures include allocator reuse noise.")
-        return
-    ctypes.CDLL(libc_name).mallopt(-3, 64 * 1024)
 
 
 @torch.no_grad()
@@ -171,17 +134,6 @@ def medium_model(grid: int, seed: int) -> JanusForConditionalGeneration:
 def prompt_batch(processor, rows: int, prompt: str):
     """Equal-length rows (one prompt repeated) so the unmasked original loop is valid on them."""
     return processor.encode_generation([prompt] * rows)
-
-
-def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float, float, float]:
-    """(tokens, wall seconds, CPU seconds, peak extra MiB) of one run."""
-    with PeakMemory(device) as memory:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        tokens = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return tokens, seconds, cpu_seconds, memory.peak_bytes / 2**20
 
 
 @dataclass
@@ -295,38 +247,14 @@ def bench_model(name: str, model, processor, args) -> tuple[list[Result], dict[s
     methods = {f"janus {decode}": sampler(decode) for decode in decodes} | {"original loop": original}
     if not args.skip_transformers_generate:
         methods["transformers generate"] = hf
-    # Rounds interleave the methods, rotating their order, so that load from other processes and allocator warm-up
-    # hit them alike; each figure is the median over rounds.
-    names = list(methods)
-    runs = {method: [] for method in names}
-    for round_index in range(args.repeats):
-        for method in names[round_index % len(names) :] + names[: round_index % len(names)]:
-            runs[method].append(timed(methods[method], device))
-            logger.info("%s / %s: %.2f s wall, %.2f s CPU", name, method, *runs[method][-1][1:3])
-    results = []
-    for method, method_runs in runs.items():
-        seconds, cpu_seconds, peak = (statistics.median(run[k] for run in method_runs) for k in (1, 2, 3))
-        results.append(Result(name, method, args.rows, steps, seconds, cpu_seconds, peak))
+    runs = interleaved_runs(methods, args.repeats, device, name)
+    results = median_results(name, runs, args.rows, steps)
     agreement = {}
     if {"compiled", "eager"} <= set(decodes):
         eager, compiled = runs["janus eager"][0][0], runs["janus compiled"][0][0]
         agreement["same tokens"] = float((eager.tokens == compiled.tokens).float().mean())
         agreement["max |logp diff|"] = float((eager.logps - compiled.logps).abs().max())
     return results, diagnostics, agreement
-
-
-def print_table(results: list[Result]) -> None:
-    header = (
-        f"{'config':<7} {'method':<22} {'rows':>4} {'img tok':>7} {'wall s':>7} {'tok/s':>7} "
-        f"{'CPU s':>7} {'tok/CPU s':>9} {'peak MiB':>8}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        print(
-            f"{r.config:<7} {r.method:<22} {r.rows:>4} {r.image_tokens:>7} {r.seconds:>7.2f} {r.tokens_per_s:>7.1f} "
-            f"{r.cpu_seconds:>7.2f} {r.tokens_per_cpu_s:>9.1f} {r.peak_mib:>8.1f}"
-        )
 
 
 def print_diagnostics(name: str, diagnostics: dict[str, Diagnostics], agreement: dict[str, float]) -> None:
@@ -345,10 +273,102 @@ def print_diagnostics(name: str, diagnostics: dict[str, Diagnostics], agreement:
         print(f"{name:<7} compiled vs eager (same seed): " + ", ".join(f"{k} {v:.4g}" for k, v in agreement.items()))
 
 
+# ---------------------------------------------------------------------------------------------------------- Lumina
+
+LUMINA_PROMPTS = (
+    "A photo of a red apple on a wooden table.",
+    "A blue car.",
+    "Two cats sit on a yellow sofa next to a green tree.",
+    "An orange cat sleeping in the sun.",
+)  # different lengths: the batched rows are padded, the batch-1 rows are not
+LUMINA_QUESTIONS = (
+    ("What is in the image?", "red", (64, 48)),
+    ("How many birds are there? A. one B. two", "blue", (32, 32)),
+    ("What color is the sky?", "green", (48, 64)),
+    ("What is on the table? Answer with the option's letter.", "white", (64, 64)),
+)
+
+
+def lumina_checkpoint(out_dir: str | Path, image_size: int) -> Path:
+    """The tiny random Lumina-DiMOO checkpoint (original layout), generating `image_size`^2-pixel images."""
+    path = build_tiny_checkpoint(out_dir)
+    config_file = path / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["pairuni_image_size"] = image_size  # the backbone's generated-image grid: (image_size / 16)^2 codes
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def row_generators(rows: Sequence[int], seed: int, device: torch.device) -> list[torch.Generator]:
+    """One generator per row, seeded from the row's index: a row's draws do not depend on its batch."""
+    return [torch.Generator(device).manual_seed(seed + row) for row in rows]
+
+
+def lumina_image_sampler(backbone: LuminaDiMOOBackbone, model, args: argparse.Namespace) -> Callable:
+    """Rows -> image codes [R, h*w] by Lumina's MaskGIT sampler with CFG (the backbone's `sample_images`)."""
+    options = ImageSampling(cfg_weight=args.lumina_cfg, temperature=1.0, steps=args.lumina_image_steps)
+    device = next(model.parameters()).device
+
+    def sample(rows: Sequence[int]) -> torch.Tensor:
+        prompts = [LUMINA_PROMPTS[row % len(LUMINA_PROMPTS)] for row in rows]
+        generators = row_generators(rows, args.seed, device)
+        return backbone.sample_images(model, prompts, options, generators, decode=False).rollout.completion_ids
+
+    return sample
+
+
+def lumina_text_sampler(backbone: LuminaDiMOOBackbone, model, args: argparse.Namespace) -> Callable:
+    """Rows -> answer tokens [R, L] by LLaDA's semi-autoregressive sampler at temperature 1, one image per row
+    (encoded by the VQ inside the call, as in a rollout)."""
+    length = args.lumina_answer_tokens
+    options = AnswerSampling(
+        max_new_tokens=length, steps=args.lumina_text_steps, block_length=args.lumina_block_length or length
+    )
+    device = next(model.parameters()).device
+
+    def sample(rows: Sequence[int]) -> torch.Tensor:
+        picked = [LUMINA_QUESTIONS[row % len(LUMINA_QUESTIONS)] for row in rows]
+        images = [Image.new("RGB", size, color) for _, color, size in picked]
+        generators = row_generators(rows, args.seed, device)
+        rollout = backbone.sample_answers(model, [q for q, _, _ in picked], images, options, generator=generators)
+        return rollout.completion_ids
+
+    return sample
+
+
+def bench_lumina(args: argparse.Namespace, out_dir: str | Path) -> tuple[list[Result], list[LoopComparison]]:
+    """Lumina-DiMOO image and text rollouts on the tiny checkpoint: one batched call (a generator per row) against
+    the original's way, one call per row at batch 1 (`generate_image` asserts B == 1)."""
+    path = args.lumina_path or lumina_checkpoint(out_dir, args.lumina_image_size)
+    backbone, model = LuminaDiMOOBackbone.load(path, device=args.device)
+    model.eval()
+    backbone.text_noise = args.lumina_text_noise
+    device = torch.device(args.device)
+    samplers = {"image": lumina_image_sampler, "text": lumina_text_sampler}
+    results, comparisons = [], []
+    for task in args.lumina_tasks.split(","):
+        if task not in samplers:
+            raise ValueError(f"--lumina_tasks entry {task!r} is unknown; use image and/or text.")
+        sample = samplers[task](backbone, model, args)
+        name = f"lumina {task}"
+        with torch.inference_mode():
+            if args.lumina_method == "both":
+                comparisons.append(batched_vs_loop("lumina", name, sample, args.rows, args.repeats, device))
+                results += [comparisons[-1].batched, comparisons[-1].loop]
+                continue
+            # One method per process, to time the two as whole processes against each other (no warm-up call:
+            # both processes pay the same start-up).
+            methods = row_methods(name, sample, args.rows)
+            method = f"{name} {'batched' if args.lumina_method == 'batched' else 'batch-1 loop'}"
+            runs = interleaved_runs({method: methods[method]}, args.repeats, device, "lumina")
+            results += median_results("lumina", runs, args.rows, runs[method][0][0].shape[1])
+    return results, comparisons
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="tiny,medium", help="Comma list of: tiny, medium.")
-    parser.add_argument("--rows", type=int, default=4, help="Images sampled together (N; 2N rows with CFG).")
+    parser.add_argument("--configs", default="tiny,medium,lumina", help="Comma list of: tiny, medium, lumina.")
+    parser.add_argument("--rows", type=int, default=4, help="Rows sampled together (N; 2N forwards with CFG).")
     parser.add_argument("--medium_grid", type=int, default=8, help="Medium config: grid^2 image tokens (24 = 576).")
     parser.add_argument("--cfg_weight", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3, help="Interleaved timed rounds (medians are reported).")
@@ -360,6 +380,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompt", default="A photo of a red apple on a wooden table.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip_transformers_generate", action="store_true")
+    lumina = parser.add_argument_group("lumina", "The tiny random Lumina-DiMOO (config lumina).")
+    lumina.add_argument("--lumina_tasks", default="image,text", help="Comma list of: image, text.")
+    lumina.add_argument(
+        "--lumina_method",
+        choices=("both", "batched", "loop"),
+        default="both",
+        help="both: batched vs the batch-1 loop side by side, with the token check; batched / loop: that one only.",
+    )
+    lumina.add_argument(
+        "--lumina_path",
+        default=None,
+        help="A Lumina-DiMOO checkpoint folder (original layout). Default: the tiny random one, in a temp folder.",
+    )
+    lumina.add_argument(
+        "--lumina_image_size", type=int, default=128, help="Tiny checkpoint's generated pixels (128: 8 x 8 codes)."
+    )
+    lumina.add_argument("--lumina_image_steps", type=int, default=35, help="MaskGIT steps (PairUni App. E: 35).")
+    lumina.add_argument("--lumina_cfg", type=float, default=4.0, help="CFG w of (1+w) c - w u (Lumina's t2i: 4).")
+    lumina.add_argument("--lumina_answer_tokens", type=int, default=32)
+    lumina.add_argument("--lumina_text_steps", type=int, default=2, help="Text decode steps (PairUni App. E: 2).")
+    lumina.add_argument("--lumina_block_length", type=int, default=None, help="Default: the answer length.")
+    lumina.add_argument(
+        "--lumina_text_noise",
+        choices=("slots", "sequence"),
+        default="slots",
+        help="LLaDA noise at the answer slots (the backbone's default) or over the sequence (the original's draw).",
+    )
     return parser.parse_args(argv)
 
 
@@ -370,10 +417,17 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.device == "cpu":
         release_freed_memory_to_os()
-    results, reports = [], []
+    names = args.configs.split(",")
+    unknown = sorted(set(names) - {"tiny", "medium", "lumina"})
+    if unknown:
+        raise ValueError(f"--configs entries {unknown} are unknown; use tiny, medium and/or lumina.")
+    results, reports, comparisons = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        model, processor = janus.load_pretrained(janus.build_tiny_checkpoint(tmp), device=args.device)
-        for name in args.configs.split(","):
+        if {"tiny", "medium"} & set(names):
+            model, processor = janus.load_pretrained(
+                janus.build_tiny_checkpoint(Path(tmp, "janus")), device=args.device
+            )
+        for name in names:
             if name == "tiny":
                 config_results, diagnostics, agreement = bench_model("tiny", model, processor, args)
             elif name == "medium":
@@ -383,7 +437,10 @@ def main(argv: list[str] | None = None) -> None:
                 logger.info("medium config: %.0f M parameters, %d image tokens", params / 1e6, args.medium_grid**2)
                 config_results, diagnostics, agreement = bench_model("medium", medium, processor, args)
             else:
-                raise ValueError(f"--configs entry {name!r} is unknown; use tiny and/or medium.")
+                config_results, lumina_comparisons = bench_lumina(args, Path(tmp, "lumina"))
+                results += config_results
+                comparisons += lumina_comparisons
+                continue
             results += config_results
             reports.append((name, diagnostics, agreement))
     print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}")
@@ -391,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for report in reports:
         print_diagnostics(*report)
+    print_comparisons(comparisons)
 
 
 if __name__ == "__main__":

@@ -325,13 +325,23 @@ class AnswerSettings:
     question_template: str = "{question}"
     # janus decode loop: "compiled" | "eager" | None (compiled on CUDA); same draws either way, so not in the key.
     rollout_decode: str | None = None
+    # Lumina-DiMOO's VLMEvalKit mode: ONE greedy answer token in one decode step (max_new_tokens must be 1), scored
+    # by the benchmark's own rule-based scorer (the wrapper's LLM judge is not reproduced).
+    one_token: bool = False
 
     def __post_init__(self) -> None:
         check_question_template(self.question_template)
+        if self.one_token and (self.max_new_tokens != 1 or self.do_sample):
+            raise ValueError(
+                f"one_token=True decodes one greedy token: got max_new_tokens={self.max_new_tokens}, do_sample="
+                f"{self.do_sample}; set max_new_tokens=1 and do_sample=False (the CLI's --one_token does)."
+            )
 
     def key_fields(self) -> dict[str, Any]:
-        """The settings that change the answers (the run key); batch_size and rollout_decode only change speed."""
-        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "rollout_decode")}
+        """The settings that change the answers (the run key); batch_size and rollout_decode only change speed.
+        `one_token` is recorded only when set, so runs without it keep the keys they had before it existed."""
+        speed_only = ("batch_size", "rollout_decode") + (() if self.one_token else ("one_token",))
+        return {k: v for k, v in asdict(self).items() if k not in speed_only}
 
 
 def check_question_template(template: str) -> None:
@@ -392,7 +402,7 @@ def _answer_batch(
     questions = [settings.question_template.format(question=item.question) for item in items]
     options = AnswerSampling(
         max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, do_sample=settings.do_sample,
-        system_prompt=settings.system_prompt, decode=settings.rollout_decode,
+        system_prompt=settings.system_prompt, decode=settings.rollout_decode, one_token=settings.one_token,
     )  # fmt: skip
     with torch.no_grad():
         rollout = backbone.sample_answers(model, questions, images, options)
@@ -650,7 +660,15 @@ def add_answer_args(parser: argparse.ArgumentParser) -> None:
     defaults = AnswerSettings()
     add_decode_arg(parser)
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
-    parser.add_argument("--max_new_tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument(
+        "--max_new_tokens", type=int, default=None, help=f"Default: {defaults.max_new_tokens} (1 with --one_token)."
+    )
+    parser.add_argument(
+        "--one_token",
+        action="store_true",
+        help="Lumina-DiMOO's own MMMU/MMStar mode (its VLMEvalKit wrapper): one greedy answer token in one decode "
+        "step, scored by this benchmark's usual rule-based scorer (the wrapper's LLM judge is not reproduced).",
+    )
     parser.add_argument(
         "--system_prompt", default=None, help="Override the backbone's default system prompt (same for all runs)."
     )
@@ -662,9 +680,14 @@ def add_answer_args(parser: argparse.ArgumentParser) -> None:
 
 
 def answer_settings_from_args(args: argparse.Namespace) -> AnswerSettings:
+    if args.one_token and args.max_new_tokens not in (None, 1):
+        raise ValueError(f"--one_token decodes one token; drop --max_new_tokens {args.max_new_tokens} (or use 1).")
+    max_new_tokens = AnswerSettings.max_new_tokens if args.max_new_tokens is None else args.max_new_tokens
+    max_new_tokens = 1 if args.one_token else max_new_tokens
     return AnswerSettings(
         batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=max_new_tokens,
+        one_token=args.one_token,
         system_prompt=args.system_prompt,
         question_template=args.question_template,
         rollout_decode=args.rollout_decode,

@@ -16,48 +16,6 @@ SETTINGS = AnswerSettings(batch_size=4, max_new_tokens=4)
 # ------------------------------------------------------------------------------------------------------------ MMMU
 
 
-@pytest.fixture
-def mmmu_dir(tmp_path, png):
-    def image(color, size=(40, 30)):
-        return {"bytes": png(color, size), "path": f"{color}.png"}
-
-    rows = [
-        {
-            "id": "validation_Art_Theory_1",
-            "question": "Who painted <image 1>?",
-            "options": "['Monet', 'Manet']",
-            "answer": "B",
-            "question_type": "multiple-choice",
-            "image_1": image("red"),
-        },
-        {
-            "id": "validation_Art_Theory_2",
-            "question": "Which is older?",
-            "options": "['<image 1>', '<image 2>']",
-            "answer": "A",
-            "question_type": "multiple-choice",
-            "image_1": image("red", (20, 30)),
-            "image_2": image("blue", (60, 60)),
-        },
-        {
-            "id": "validation_Math_1",
-            "question": "Solve <image 1>.",
-            "options": "[]",
-            "answer": "['3.5', '7/2']",
-            "question_type": "open",
-            "image_1": image("green"),
-        },
-    ]
-    for subject in ("Art_Theory", "Math"):
-        folder = tmp_path / "MMMU" / subject
-        folder.mkdir(parents=True)
-        frame = pd.DataFrame([r for r in rows if f"_{subject}_" in r["id"]])
-        for n in range(1, 8):
-            frame[f"image_{n}"] = frame.get(f"image_{n}", None)
-        frame.to_parquet(folder / "validation-00000-of-00001.parquet")
-    return tmp_path / "MMMU"
-
-
 def test_mmmu_loader_builds_prompts_and_composes_images(mmmu_dir):
     items = {item.id: item for item in mmmu.load_items([mmmu_dir])}
     assert list(items) == ["validation_Art_Theory_1", "validation_Art_Theory_2", "validation_Math_1"]
