@@ -136,7 +136,9 @@ def test_task_batches_survive_trls_shuffle_and_split():
         torch.testing.assert_close(part.advantages, record["input_ids"][:, 0].float())
         assert part.rollout.sampling_logps is None
     assert sorted(torch.cat([p.advantages for p in parts]).tolist()) == list(range(n))
-    assert batch.rows(slice(1, 3)).rollout.completion_ids[:, 0].tolist() == [10, 20]
+    rows = batch.rows(slice(1, 3))
+    assert rows.rollout.completion_ids[:, 0].tolist() == [10, 20]
+    assert rows.advantages.tolist() == [1.0, 2.0] and rows.step_tokens.item() == 6.0  # extras sliced, scalars kept
 
 
 def test_rows_flagged_own_image_see_the_generated_image():

@@ -168,6 +168,28 @@ def test_accuracy_reward_conversational_format():
 def test_accuracy_reward_length_mismatch():
     with pytest.raises(ValueError, match="answer"):
         accuracy_reward(["q", "q"], ["A", "B"], answer=["A"])
+    with pytest.raises(ValueError):  # fewer prompts (or option lists) than completions: no row silently dropped
+        accuracy_reward(["q"], ["A", "B"], answer=["A", "B"])
+    with pytest.raises(ValueError):
+        accuracy_reward(["q", "q"], ["A", "B"], answer=["A", "B"], options=[["x", "y"]])
+
+
+def test_accuracy_and_format_rewards_go_on_after_a_row_without_answer():
+    completions = ["<think>a</think><answer>B</answer>", "<think>a</think><answer>B</answer>", "3"]
+    assert accuracy_reward([QUESTION, QUESTION, "How many?"], completions, answer=[None, "B", "3"]) == [None, 1.0, 1.0]
+    assert format_reward(["q"] * 3, completions, answer=[None, "B", "3"]) == [None, 1.0, 0.0]
+
+
+def test_format_reward_length_mismatch():
+    with pytest.raises(ValueError):
+        format_reward(["q", "q"], ["<think>a</think><answer>B</answer>"] * 2, answer=["B"])
+
+
+def test_up_to_26_options_are_lettered_a_to_z():
+    options = [f"option {i}" for i in range(26)]
+    assert extract_choice("Answer: Z", options) == "Z"
+    with pytest.raises(ValueError, match="at most 26"):
+        extract_choice("Answer: A", [*options, "one too many"])
 
 
 @pytest.mark.parametrize(
