@@ -110,8 +110,8 @@ class ToySample:
     prompt: str
 
 
-def world_corpus() -> str:
-    """Text with every word of the world, so the BPE tokenizer gives short prompts."""
+def world_corpus(base: str = TINY_CORPUS) -> str:
+    """Text with every word of the world (after the tokenizer's own `base` corpus), so BPE gives short prompts."""
     rng = random.Random(0)
     lines = []
     for _ in range(200):
@@ -119,7 +119,7 @@ def world_corpus() -> str:
         stem, options, _ = multiple_choice(scene, rng)
         lines += [format_mcq(stem, options), describe(scene), generation_prompt(scene)]
     words = [*COLORS, *SHAPES, *POSITIONS, *COUNT_WORDS.values()]
-    return "\n".join([TINY_CORPUS, *lines, " ".join(words)])
+    return "\n".join([base, *lines, " ".join(words)])
 
 
 def toy_config(vocab_size: int, settings: ToySettings) -> dict:
@@ -183,8 +183,17 @@ def _quantize(vq: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, 
     return latent, codes, ids
 
 
-def train_vq(vq: torch.nn.Module, pixels: torch.Tensor, settings: ToySettings, generator: torch.Generator) -> float:
-    """Reconstruction + codebook/commitment losses with a straight-through estimator; returns the last MSE."""
+def train_vq(
+    vq: torch.nn.Module,
+    pixels: torch.Tensor,
+    settings: ToySettings,
+    generator: torch.Generator,
+    background: torch.Tensor = BACKGROUND_PIXEL,
+) -> float:
+    """Reconstruction + codebook/commitment losses with a straight-through estimator; returns the last MSE.
+
+    `vq` has Janus's VQ-16 submodule names, which diffusers' `VQModel` shares (encoder, quant_conv, quantize.embedding,
+    post_quant_conv, decoder); `background` is the background colour [1, 3, 1, 1] in the range of `pixels`."""
     vq.train()
     optimizer = torch.optim.Adam(vq.parameters(), lr=settings.vq_lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.vq_lr, settings.vq_steps, pct_start=0.1)
@@ -197,7 +206,7 @@ def train_vq(vq: torch.nn.Module, pixels: torch.Tensor, settings: ToySettings, g
         straight = latent + (codes - latent).detach()
         recon = vq.decoder(vq.post_quant_conv(straight))
         # Shapes cover a small share of the pixels: weight them up so colours are learnt before the background.
-        weight = 1.0 + FOREGROUND_WEIGHT * ((batch - BACKGROUND_PIXEL).abs().amax(dim=1, keepdim=True) > 0.1)
+        weight = 1.0 + FOREGROUND_WEIGHT * ((batch - background).abs().amax(dim=1, keepdim=True) > 0.1)
         loss_rec = (weight * (recon - batch) ** 2).mean() / weight.mean()
         loss = loss_rec + F.mse_loss(codes, latent.detach()) + 0.25 * F.mse_loss(latent, codes.detach())
         optimizer.zero_grad(set_to_none=True)
