@@ -65,6 +65,9 @@ class ToyLuminaSettings(ToySettings):
     the sequences and decode steps RL samples with."""
 
     lm_steps: int = 600  # each step costs more than the toy Janus-Pro's (the 134548-wide answer head)
+    # One intra-op thread: as deterministic as two, and on a shared 2-core machine (the demo's case) two threads
+    # wait on each other (the toy Janus-Pro keeps 2 so its cached builds stay valid).
+    threads: int = 1
     vq_width: int = 16
     answer_tokens: int = 4
     text_steps: int = 2
