@@ -27,7 +27,9 @@ import logging
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -299,8 +301,28 @@ def noisy_targets(
 
 def warm_start(model, processor, world: list[ToySample], tokens: torch.Tensor, settings: ToySettings) -> None:
     """Joint steps on both tasks with the settings' label noise; every module but the VQ model learns."""
-    generator = torch.Generator().manual_seed(settings.seed + 1)
+
+    def losses(idx, samples, drop, answers, targets, generator):
+        und = understanding_loss(model, processor, samples, answers)
+        return und, generation_loss(model, processor, samples, targets, drop)
+
     params = [p for n, p in model.named_parameters() if "vqmodel" not in n]
+    joint_warm_start(model, params, world, tokens, settings, losses, "answer nll %.3f, image nll %.3f")
+
+
+def joint_warm_start(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    world: list[ToySample],
+    tokens: torch.Tensor,
+    settings: ToySettings,
+    losses: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    log_format: str,
+) -> None:
+    """The warm-start loop of both toy models: per step a batch of world rows, the CFG drop and the noisy targets
+    (`noisy_targets`), then `losses(idx, samples, drop, answers, targets, generator) -> (understanding,
+    generation)`, summed (`generator`: the loop's, for losses that draw, e.g. masks)."""
+    generator = torch.Generator().manual_seed(settings.seed + 1)
     optimizer = torch.optim.AdamW(params, lr=settings.lm_lr, weight_decay=0.0)
     model.train()
     for step in range(settings.lm_steps):
@@ -308,19 +330,12 @@ def warm_start(model, processor, world: list[ToySample], tokens: torch.Tensor, s
         samples = [world[i] for i in idx.tolist()]
         drop = torch.rand(len(samples), generator=generator) < settings.uncond_prob
         answers, targets = noisy_targets(world, tokens, idx, settings, generator)
-        und = understanding_loss(model, processor, samples, answers)
-        gen = generation_loss(model, processor, samples, targets, drop)
+        und, gen = losses(idx, samples, drop, answers, targets, generator)
         optimizer.zero_grad(set_to_none=True)
         (und + gen).backward()
         optimizer.step()
         if step % 50 == 0 or step == settings.lm_steps - 1:
-            logger.info(
-                "warm start step %d/%d: answer nll %.3f, image nll %.3f",
-                step + 1,
-                settings.lm_steps,
-                und.item(),
-                gen.item(),
-            )
+            logger.info("warm start step %d/%d: " + log_format, step + 1, settings.lm_steps, und.item(), gen.item())
     model.eval()
 
 
@@ -365,13 +380,37 @@ def read_settings(out_dir: str | Path) -> dict | None:
 
 def build_toy_checkpoint(out_dir: str | Path, settings: ToySettings | None = None) -> dict:
     """Build the toy Janus-Pro into `out_dir` (original layout + `toy_settings.json`); returns the summary dict."""
-    settings = settings or ToySettings()
+    return with_pinned_threads(_build, Path(out_dir), settings or ToySettings())
+
+
+def with_pinned_threads(build: Callable[[Path, ToySettings], dict], out_dir: Path, settings: ToySettings) -> dict:
+    """`build(out_dir, settings)` with `settings.threads` intra-op threads (restored afterwards)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        return _build(Path(out_dir), settings)
+        return build(out_dir, settings)
     finally:
         torch.set_num_threads(threads)
+
+
+def summarise(
+    settings: ToySettings, vq_mse: float, tokens: torch.Tensor, evaluate: Callable[..., dict], start: float
+) -> dict:
+    """The build summary: settings and key, VQ fit, codes used, `evaluate()` sampled and `evaluate(greedy=True)`."""
+    summary = {"settings": asdict(settings), "key": settings.key(), "vq_mse": vq_mse}
+    summary |= {"codes_used": int(tokens.unique().numel()), **evaluate()}
+    # Greedy: what the model would do if it stopped hedging, i.e. the room RL has first.
+    greedy = evaluate(greedy=True)
+    summary |= {f"greedy_{key}": value for key, value in greedy.items()}
+    summary["build_seconds"] = round(time.monotonic() - start, 1)
+    return summary
+
+
+def write_summary(out: Path, summary: dict, name: str) -> dict:
+    """Written last: a folder with this file is a complete toy build (the demo's cache check reads it)."""
+    (out / SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    logger.info("%s -> %s: %s", name, out, summary)
+    return summary
 
 
 def _build(out_dir: Path, settings: ToySettings) -> dict:
@@ -388,14 +427,6 @@ def _build(out_dir: Path, settings: ToySettings) -> dict:
     tokens = image_tokens(model.model.vqmodel, pixels)  # [N, 16]
     warm_start(model, processor, world, tokens, settings)
     held_out = make_world(settings.eval_scenes, settings.seed + 1000, settings.image_size)
-    summary = {"settings": asdict(settings), "key": settings.key(), "vq_mse": vq_mse}
-    summary |= {"codes_used": int(tokens.unique().numel()), **evaluate(model, processor, held_out)}
-    # Greedy: what the model would do if it stopped hedging, i.e. the room RL has first.
-    greedy = evaluate(model, processor, held_out, greedy=True)
-    summary |= {f"greedy_{key}": value for key, value in greedy.items()}
-    summary["build_seconds"] = round(time.monotonic() - start, 1)
+    summary = summarise(settings, vq_mse, tokens, partial(evaluate, model, processor, held_out), start)
     out = export_original(model, processor.tokenizer, out_dir)
-    # Written last: a folder with this file is a complete toy build (the demo's cache check reads it).
-    (out / SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    logger.info("toy Janus-Pro -> %s: %s", out, summary)
-    return summary
+    return write_summary(out, summary, "toy Janus-Pro")

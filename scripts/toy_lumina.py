@@ -15,12 +15,12 @@ The Lumina twin of `scripts/toy_janus.py`, sharing its world, settings, label no
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -38,15 +38,17 @@ from lumina_dimoo.vq import encode_codes, image_to_pixels, vq_scale
 from rewards.reward_toy import toy_geneval
 from rewards.reward_understand import accuracy_reward
 from scripts.toy_janus import (
-    SETTINGS_FILE,
     TOY_SYSTEM_PROMPT,
     TOY_UNDERSTANDING_TEMPLATE,
     ToySample,
     ToySettings,
+    joint_warm_start,
     make_world,
-    noisy_targets,
+    summarise,
     train_vq,
+    with_pinned_threads,
     world_corpus,
+    write_summary,
 )
 
 logger = logging.getLogger(__name__)
@@ -156,28 +158,16 @@ def generation_loss(backbone, model, samples, codes, drop, generator) -> torch.T
 
 
 def warm_start(backbone, model, world, codes: torch.Tensor, settings: ToyLuminaSettings) -> None:
-    """Joint masked-diffusion steps on both tasks with the toy Janus-Pro's label noise; the VQ stays fixed."""
-    generator = torch.Generator().manual_seed(settings.seed + 1)
-    params = [p for n, p in model.named_parameters() if not n.startswith("vqvae.")]
-    optimizer = torch.optim.AdamW(params, lr=settings.lm_lr, weight_decay=0.0)
-    model.train()
-    for step in range(settings.lm_steps):
-        idx = torch.randint(len(world), (settings.batch_size,), generator=generator)
-        samples = [world[i] for i in idx.tolist()]
-        drop = torch.rand(len(samples), generator=generator) < settings.uncond_prob
-        answers, targets = noisy_targets(world, codes, idx, settings, generator)
+    """Joint masked-diffusion steps on both tasks with the toy Janus-Pro's label noise; the VQ stays fixed (the
+    mask draws come from the loop's generator, after the targets')."""
+
+    def losses(idx, samples, drop, answers, targets, generator):
         grid = codes[idx].view(len(samples), *backbone.processor.image_grid)  # the scenes' own codes [B, h, w]
         und = understanding_loss(backbone, model, samples, grid, answers, settings, generator)
-        gen = generation_loss(backbone, model, samples, targets, drop, generator)
-        optimizer.zero_grad(set_to_none=True)
-        (und + gen).backward()
-        optimizer.step()
-        if step % 50 == 0 or step == settings.lm_steps - 1:
-            logger.info(
-                "warm start step %d/%d: masked answer ce %.3f, masked image ce %.3f",
-                step + 1, settings.lm_steps, und.item(), gen.item(),
-            )  # fmt: skip
-    model.eval()
+        return und, generation_loss(backbone, model, samples, targets, drop, generator)
+
+    params = [p for n, p in model.named_parameters() if not n.startswith("vqvae.")]
+    joint_warm_start(model, params, world, codes, settings, losses, "masked answer ce %.3f, masked image ce %.3f")
 
 
 @torch.no_grad()
@@ -202,13 +192,7 @@ def evaluate(backbone, model, samples, settings: ToyLuminaSettings, greedy: bool
 
 def build_toy_lumina(out_dir: str | Path, settings: ToyLuminaSettings | None = None) -> dict:
     """Build the toy Lumina-DiMOO into `out_dir` (original layout + `toy_settings.json`); returns the summary."""
-    settings = settings or ToyLuminaSettings()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
-    try:
-        return _build(Path(out_dir), settings)
-    finally:
-        torch.set_num_threads(threads)
+    return with_pinned_threads(_build, Path(out_dir), settings or ToyLuminaSettings())
 
 
 def _build(out_dir: Path, settings: ToyLuminaSettings) -> dict:
@@ -227,12 +211,6 @@ def _build(out_dir: Path, settings: ToyLuminaSettings) -> dict:
     codes = encode_codes(model.vqvae.eval(), pixels).flatten(1)  # [N, h*w]
     warm_start(backbone, model, world, codes, settings)
     held_out = make_world(settings.eval_scenes, settings.seed + 1000, settings.image_size)
-    summary = {"settings": asdict(settings), "key": settings.key(), "vq_mse": vq_mse}
-    summary |= {"codes_used": int(codes.unique().numel()), **evaluate(backbone, model, held_out, settings)}
-    greedy = evaluate(backbone, model, held_out, settings, greedy=True)
-    summary |= {f"greedy_{key}": value for key, value in greedy.items()}
-    summary["build_seconds"] = round(time.monotonic() - start, 1)
+    summary = summarise(settings, vq_mse, codes, partial(evaluate, backbone, model, held_out, settings), start)
     out = save_original(model, backbone.tokenizer, out_dir)
-    (out / SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    logger.info("toy Lumina-DiMOO -> %s: %s", out, summary)
-    return summary
+    return write_summary(out, summary, "toy Lumina-DiMOO")

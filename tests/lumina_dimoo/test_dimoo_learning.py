@@ -2,12 +2,14 @@
 
 The Lumina twin of `tests/open_r1/test_learning.py`, through the same trainer, with its synthetic token-level rewards:
 generation = the share of image codes in the lower half of the codebook (read from the MaskGIT rollout), and
-understanding = the share of even ids among the answer tokens (read from the LLaDA rollout). The text reward is
-token-level too because the tiny tokenizer decodes almost every id to a reserved placeholder (`<|reserved_N|>`),
-whose letters carry no signal for `vowel_share`; it is parity, not "low ids", because answer slots draw from the
-whole vocabulary and the image codes the generation reward boosts (ids above the text vocabulary) also surface
-there: a "low text ids" reward falls as the image reward rises. Both rewards move only if the trajectory log-probs
-of the revealed tokens carry the policy gradient.
+understanding = the share of even ids among the answer tokens (read from the LLaDA rollout; token-level too because
+the tiny tokenizer decodes almost every id to a reserved placeholder, `<|reserved_N|>`, whose letters carry no
+signal for `vowel_share`). Unlike the Janus test, each task learns in its own run while the other task's reward is
+constant (zero advantages; its branch still samples and runs the loss): on a random masked-diffusion model every
+masked slot has nearly the same hidden state and answer slots draw from the whole vocabulary, so the image codes
+the generation reward boosts take over the answer slots too and swamp the text reward in a joint run (measured:
+image reward 0.48 -> 0.94 in 14 steps while the text reward only fluctuated, 0.23-0.71). The rewards move only if
+the trajectory log-probs of the revealed tokens carry the policy gradient.
 """
 
 import sys
@@ -38,11 +40,12 @@ class AnswerTokenRecordingTrainer(TokenRecordingTrainer):
         return super()._rewards(rows, step)
 
 
-def _rewards(holder: dict) -> list[RewardFunc]:
+def _rewards(holder: dict, learning: str) -> list[RewardFunc]:
+    """The synthetic rewards; the task that is not `learning` gets a constant one."""
+
     def low_codes(prompts, completions, images, **kwargs):
-        trainer = holder["trainer"]
-        half = trainer.backbone.tokens.codebook_size // 2
-        return (trainer.last_image_tokens < half).float().mean(dim=1).tolist()
+        half = holder["trainer"].backbone.tokens.codebook_size // 2
+        return (holder["trainer"].last_image_tokens < half).float().mean(dim=1).tolist()
 
     def even_ids(prompts, completions, **kwargs):
         trainer = holder["trainer"]
@@ -50,14 +53,22 @@ def _rewards(holder: dict) -> list[RewardFunc]:
         mask = trainer.last_answer_mask.float()
         return ((even * mask).sum(1) / mask.sum(1).clamp_min(1)).tolist()
 
-    return [RewardFunc("even_ids", "understand", even_ids), RewardFunc("low_codes", "generate", low_codes)]
+    def constant(prompts, completions, **kwargs):
+        return [0.5] * len(completions)
+
+    understand, generate = (even_ids, constant) if learning == "understand" else (constant, low_codes)
+    return [
+        RewardFunc("understand_reward", "understand", understand),
+        RewardFunc("generate_reward", "generate", generate),
+    ]
 
 
 @pytest.mark.slow
-def test_mean_reward_rises_for_both_tasks_on_lumina(tiny_dimoo_path, tmp_path):
+@pytest.mark.parametrize("learning", ["understand", "generate"])
+def test_mean_reward_rises_on_lumina(tiny_dimoo_path, tmp_path, learning):
     torch.manual_seed(0)
     holder = {}
-    funcs = _rewards(holder)
+    funcs = _rewards(holder, learning)
     backbone, model = load_backbone(tiny_dimoo_path)
     args = tiny_args(
         tmp_path / "run", reward_funcs=[f.name for f in funcs], max_steps=STEPS, learning_rate=LR,
@@ -77,7 +88,6 @@ def test_mean_reward_rises_for_both_tasks_on_lumina(tiny_dimoo_path, tmp_path):
     assert len(history) == STEPS
     # On-policy at every step's first update: the recomputed trajectory log-probs are the samplers'.
     assert all(h[f"{t}/sampling_logp_abs_diff"] < 1e-4 for h in history for t in ("understand", "generate"))
-    for task in ("understand", "generate"):
-        curve = [h[f"{task}/reward_mean"] for h in history]
-        first, last = sum(curve[:WINDOW]) / WINDOW, sum(curve[-WINDOW:]) / WINDOW
-        assert last > first + MARGIN[task], f"{task} reward did not rise: {[round(c, 3) for c in curve]}"
+    curve = [h[f"{learning}/reward_mean"] for h in history]
+    first, last = sum(curve[:WINDOW]) / WINDOW, sum(curve[-WINDOW:]) / WINDOW
+    assert last > first + MARGIN[learning], f"{learning} reward did not rise: {[round(c, 3) for c in curve]}"
