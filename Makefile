@@ -29,8 +29,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# `make demo BACKBONE=lumina_dimoo`: the same demo on a toy Lumina-DiMOO (docs/lumina_dimoo.md).
+BACKBONE ?= janus
 demo: install
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH DEMO_BACKBONE=$(BACKBONE) bash scripts/demo.sh
 
 # UniRL GRPO on the toy world: prompts with questions, no images (README "UniRL mode").
 demo-unirl: install

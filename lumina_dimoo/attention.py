@@ -27,14 +27,17 @@ def dimoo_logits(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     return model(input_ids=input_ids, attention_mask=bidirectional_mask(attention_mask), use_cache=False).logits
 
 
-def slot_logits_fn(model: torch.nn.Module, attention_mask: torch.Tensor):
+def slot_logits_fn(model: torch.nn.Module, attention_mask: torch.Tensor, head_rows: slice | None = None):
     """`fn(ids [B, L], slots [B, N]) -> logits [B, N, V]` for the shared samplers (`backbones.masked_diffusion.AtSlots`):
-    the body runs over the whole sequence, the 134548-wide head only at the slots."""
+    the body runs over the whole sequence, the 134548-wide head only at the slots (only its `head_rows`, e.g. the
+    image codes, when given: logits [B, N, len(rows)])."""
     mask = bidirectional_mask(attention_mask)
 
     def at_slots(input_ids: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         hidden = model.model(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state  # [B, L, D]
         picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, N, D]
-        return model.lm_head(picked)
+        if head_rows is None:
+            return model.lm_head(picked)
+        return torch.nn.functional.linear(picked, model.lm_head.weight[head_rows])
 
     return at_slots

@@ -45,10 +45,22 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def tokens_from_config(llada: dict) -> DimooTokens:
-    """Special ids: the released ones, with mask / EOS read from the checkpoint's config.json when it has them."""
+def tokens_from_config(llada: dict, codebook_size: int | None = None) -> DimooTokens:
+    """Special ids: the released ones, with mask / EOS read from the checkpoint's config.json when it has them, and
+    the codebook size of its VQ (`vqvae/config.json`: 8192 for the released model, smaller for the demo's toy)."""
     defaults = DimooTokens()
-    return DimooTokens(mask=llada.get("mask_token_id", defaults.mask), eos=llada.get("eos_token_id", defaults.eos))
+    tokens = DimooTokens(
+        mask=llada.get("mask_token_id", defaults.mask),
+        eos=llada.get("eos_token_id", defaults.eos),
+        codebook_size=codebook_size or defaults.codebook_size,
+    )
+    width = llada.get("embedding_size") or llada.get("vocab_size")
+    if width is not None and width < tokens.vocab_size:
+        raise ValueError(
+            f"config.json: embedding_size={width} cannot hold the {tokens.codebook_size} image codes from id "
+            f"{tokens.image_offset}; set it to at least {tokens.vocab_size} (or shrink vqvae num_vq_embeddings)."
+        )
+    return tokens
 
 
 def logits_at_slots(model: torch.nn.Module, attention_mask: torch.Tensor) -> AtSlots:
@@ -83,7 +95,8 @@ class LuminaDiMOOBackbone:
         llada = model.config.llada_config
         size = int(llada.get("pairuni_image_size", DEFAULT_IMAGE_SIZE))
         scale = vq_scale(model.vqvae)
-        processor = DimooProcessor(tokenizer, tokens_from_config(llada), image_grid=(size // scale, size // scale))
+        tokens = tokens_from_config(llada, model.vqvae.config.num_vq_embeddings)
+        processor = DimooProcessor(tokenizer, tokens, image_grid=(size // scale, size // scale))
         return cls(processor, size), model
 
     def save(self, model: torch.nn.Module, out_dir: str | Path, state_dict: dict | None = None) -> None:

@@ -174,16 +174,23 @@ def random_weights(config: dict, generator: torch.Generator) -> dict[str, torch.
     }
 
 
-def build_tiny_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write the tiny random checkpoint (original layout) to `out_dir`; deterministic given `seed`."""
+def build_tiny_checkpoint(
+    out_dir: str | Path,
+    seed: int = 0,
+    config: dict | None = None,
+    vq_config: dict | None = None,
+    corpus: str = TINY_CORPUS,
+) -> Path:
+    """Write a random checkpoint (original layout) to `out_dir`; deterministic given `seed`. The defaults are the
+    tiny one; the demo's toy model (`scripts/toy_lumina.py`) passes its own sizes and its world's corpus."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = tiny_llada_config()
+    config = config or tiny_llada_config()
     weights = random_weights(config, torch.Generator().manual_seed(seed))
     save_file(weights, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    write_tokenizer(build_tokenizer(), out)
+    write_tokenizer(build_tokenizer(corpus), out)
     torch.manual_seed(seed)  # diffusers initialises from the global RNG
-    VQModel(**tiny_vq_config()).save_pretrained(str(out / VQ_FOLDER))
+    VQModel(**(vq_config or tiny_vq_config())).save_pretrained(str(out / VQ_FOLDER))
     logger.info("Wrote tiny Lumina-DiMOO checkpoint (%d tensors) to %s", len(weights), out)
     return out

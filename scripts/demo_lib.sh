@@ -8,7 +8,7 @@ NPROC=${DEMO_NPROC:-2}
 SEED=${DEMO_SEED:-0}  # the training seed; the toy checkpoint and the data stay the same
 TIMEOUT=${DEMO_TIMEOUT:-1200}
 PYTHON=${PYTHON:-python}
-TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/toy-janus}
+TOY_DIR=${DEMO_TOY_DIR:-$REPO/.cache/${TOY_CACHE:-toy-janus}}  # TOY_CACHE: the caller's toy model
 
 # Refuse to clear a folder no demo created (it would hold the marker), a symlink (demo_prepare would replace the
 # link by a folder), the folder the user is in or one holding the repo (DEMO_OUT=.), and a place that cannot be

@@ -27,7 +27,9 @@ import logging
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -110,8 +112,8 @@ class ToySample:
     prompt: str
 
 
-def world_corpus() -> str:
-    """Text with every word of the world, so the BPE tokenizer gives short prompts."""
+def world_corpus(base: str = TINY_CORPUS) -> str:
+    """Text with every word of the world (after the tokenizer's own `base` corpus), so BPE gives short prompts."""
     rng = random.Random(0)
     lines = []
     for _ in range(200):
@@ -119,7 +121,7 @@ def world_corpus() -> str:
         stem, options, _ = multiple_choice(scene, rng)
         lines += [format_mcq(stem, options), describe(scene), generation_prompt(scene)]
     words = [*COLORS, *SHAPES, *POSITIONS, *COUNT_WORDS.values()]
-    return "\n".join([TINY_CORPUS, *lines, " ".join(words)])
+    return "\n".join([base, *lines, " ".join(words)])
 
 
 def toy_config(vocab_size: int, settings: ToySettings) -> dict:
@@ -183,8 +185,17 @@ def _quantize(vq: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, 
     return latent, codes, ids
 
 
-def train_vq(vq: torch.nn.Module, pixels: torch.Tensor, settings: ToySettings, generator: torch.Generator) -> float:
-    """Reconstruction + codebook/commitment losses with a straight-through estimator; returns the last MSE."""
+def train_vq(
+    vq: torch.nn.Module,
+    pixels: torch.Tensor,
+    settings: ToySettings,
+    generator: torch.Generator,
+    background: torch.Tensor = BACKGROUND_PIXEL,
+) -> float:
+    """Reconstruction + codebook/commitment losses with a straight-through estimator; returns the last MSE.
+
+    `vq` has Janus's VQ-16 submodule names, which diffusers' `VQModel` shares (encoder, quant_conv, quantize.embedding,
+    post_quant_conv, decoder); `background` is the background colour [1, 3, 1, 1] in the range of `pixels`."""
     vq.train()
     optimizer = torch.optim.Adam(vq.parameters(), lr=settings.vq_lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.vq_lr, settings.vq_steps, pct_start=0.1)
@@ -197,7 +208,7 @@ def train_vq(vq: torch.nn.Module, pixels: torch.Tensor, settings: ToySettings, g
         straight = latent + (codes - latent).detach()
         recon = vq.decoder(vq.post_quant_conv(straight))
         # Shapes cover a small share of the pixels: weight them up so colours are learnt before the background.
-        weight = 1.0 + FOREGROUND_WEIGHT * ((batch - BACKGROUND_PIXEL).abs().amax(dim=1, keepdim=True) > 0.1)
+        weight = 1.0 + FOREGROUND_WEIGHT * ((batch - background).abs().amax(dim=1, keepdim=True) > 0.1)
         loss_rec = (weight * (recon - batch) ** 2).mean() / weight.mean()
         loss = loss_rec + F.mse_loss(codes, latent.detach()) + 0.25 * F.mse_loss(latent, codes.detach())
         optimizer.zero_grad(set_to_none=True)
@@ -290,8 +301,28 @@ def noisy_targets(
 
 def warm_start(model, processor, world: list[ToySample], tokens: torch.Tensor, settings: ToySettings) -> None:
     """Joint steps on both tasks with the settings' label noise; every module but the VQ model learns."""
-    generator = torch.Generator().manual_seed(settings.seed + 1)
+
+    def losses(idx, samples, drop, answers, targets, generator):
+        und = understanding_loss(model, processor, samples, answers)
+        return und, generation_loss(model, processor, samples, targets, drop)
+
     params = [p for n, p in model.named_parameters() if "vqmodel" not in n]
+    joint_warm_start(model, params, world, tokens, settings, losses, "answer nll %.3f, image nll %.3f")
+
+
+def joint_warm_start(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    world: list[ToySample],
+    tokens: torch.Tensor,
+    settings: ToySettings,
+    losses: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    log_format: str,
+) -> None:
+    """The warm-start loop of both toy models: per step a batch of world rows, the CFG drop and the noisy targets
+    (`noisy_targets`), then `losses(idx, samples, drop, answers, targets, generator) -> (understanding,
+    generation)`, summed (`generator`: the loop's, for losses that draw, e.g. masks)."""
+    generator = torch.Generator().manual_seed(settings.seed + 1)
     optimizer = torch.optim.AdamW(params, lr=settings.lm_lr, weight_decay=0.0)
     model.train()
     for step in range(settings.lm_steps):
@@ -299,19 +330,12 @@ def warm_start(model, processor, world: list[ToySample], tokens: torch.Tensor, s
         samples = [world[i] for i in idx.tolist()]
         drop = torch.rand(len(samples), generator=generator) < settings.uncond_prob
         answers, targets = noisy_targets(world, tokens, idx, settings, generator)
-        und = understanding_loss(model, processor, samples, answers)
-        gen = generation_loss(model, processor, samples, targets, drop)
+        und, gen = losses(idx, samples, drop, answers, targets, generator)
         optimizer.zero_grad(set_to_none=True)
         (und + gen).backward()
         optimizer.step()
         if step % 50 == 0 or step == settings.lm_steps - 1:
-            logger.info(
-                "warm start step %d/%d: answer nll %.3f, image nll %.3f",
-                step + 1,
-                settings.lm_steps,
-                und.item(),
-                gen.item(),
-            )
+            logger.info("warm start step %d/%d: " + log_format, step + 1, settings.lm_steps, und.item(), gen.item())
     model.eval()
 
 
@@ -356,13 +380,37 @@ def read_settings(out_dir: str | Path) -> dict | None:
 
 def build_toy_checkpoint(out_dir: str | Path, settings: ToySettings | None = None) -> dict:
     """Build the toy Janus-Pro into `out_dir` (original layout + `toy_settings.json`); returns the summary dict."""
-    settings = settings or ToySettings()
+    return with_pinned_threads(_build, Path(out_dir), settings or ToySettings())
+
+
+def with_pinned_threads(build: Callable[[Path, ToySettings], dict], out_dir: Path, settings: ToySettings) -> dict:
+    """`build(out_dir, settings)` with `settings.threads` intra-op threads (restored afterwards)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        return _build(Path(out_dir), settings)
+        return build(out_dir, settings)
     finally:
         torch.set_num_threads(threads)
+
+
+def summarise(
+    settings: ToySettings, vq_mse: float, tokens: torch.Tensor, evaluate: Callable[..., dict], start: float
+) -> dict:
+    """The build summary: settings and key, VQ fit, codes used, `evaluate()` sampled and `evaluate(greedy=True)`."""
+    summary = {"settings": asdict(settings), "key": settings.key(), "vq_mse": vq_mse}
+    summary |= {"codes_used": int(tokens.unique().numel()), **evaluate()}
+    # Greedy: what the model would do if it stopped hedging, i.e. the room RL has first.
+    greedy = evaluate(greedy=True)
+    summary |= {f"greedy_{key}": value for key, value in greedy.items()}
+    summary["build_seconds"] = round(time.monotonic() - start, 1)
+    return summary
+
+
+def write_summary(out: Path, summary: dict, name: str) -> dict:
+    """Written last: a folder with this file is a complete toy build (the demo's cache check reads it)."""
+    (out / SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    logger.info("%s -> %s: %s", name, out, summary)
+    return summary
 
 
 def _build(out_dir: Path, settings: ToySettings) -> dict:
@@ -379,14 +427,6 @@ def _build(out_dir: Path, settings: ToySettings) -> dict:
     tokens = image_tokens(model.model.vqmodel, pixels)  # [N, 16]
     warm_start(model, processor, world, tokens, settings)
     held_out = make_world(settings.eval_scenes, settings.seed + 1000, settings.image_size)
-    summary = {"settings": asdict(settings), "key": settings.key(), "vq_mse": vq_mse}
-    summary |= {"codes_used": int(tokens.unique().numel()), **evaluate(model, processor, held_out)}
-    # Greedy: what the model would do if it stopped hedging, i.e. the room RL has first.
-    greedy = evaluate(model, processor, held_out, greedy=True)
-    summary |= {f"greedy_{key}": value for key, value in greedy.items()}
-    summary["build_seconds"] = round(time.monotonic() - start, 1)
+    summary = summarise(settings, vq_mse, tokens, partial(evaluate, model, processor, held_out), start)
     out = export_original(model, processor.tokenizer, out_dir)
-    # Written last: a folder with this file is a complete toy build (the demo's cache check reads it).
-    (out / SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    logger.info("toy Janus-Pro -> %s: %s", out, summary)
-    return summary
+    return write_summary(out, summary, "toy Janus-Pro")

@@ -229,3 +229,13 @@ def test_pairgrpo_step_on_the_tiny_model(tiny_dimoo_path, tmp_path):
     assert not any(n.startswith("vqvae.") for n in moved)  # not in trainable_modules
     history = trainer.state.log_history[0]
     assert history["understand/sampling_logp_abs_diff"] < 1e-5 and history["generate/sampling_logp_abs_diff"] < 1e-5
+
+
+def test_codebook_size_comes_from_the_vq_and_must_fit_the_head():
+    from lumina_dimoo.backbone import tokens_from_config
+
+    assert tokens_from_config({"embedding_size": T.vocab_size}).codebook_size == T.codebook_size
+    small = tokens_from_config({"embedding_size": T.vocab_size}, codebook_size=128)
+    assert small.codebook_size == 128 and small.vocab_size == T.image_offset + 128
+    with pytest.raises(ValueError, match="embedding_size=126400 cannot hold the 8192 image codes"):
+        tokens_from_config({"embedding_size": 126400}, codebook_size=8192)
