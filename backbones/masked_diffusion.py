@@ -80,6 +80,11 @@ class Canvas:
                 f"Canvas: uncond_slots {tuple(self.uncond_slots.shape)} must match slots {tuple(self.slots.shape)}."
             )
 
+    @classmethod
+    def from_record(cls, record: dict[str, torch.Tensor]) -> Canvas:
+        """The canvas a backbone's image `Rollout.record` keeps: input_ids, slots, uncond_input_ids, uncond_slots."""
+        return cls(record["input_ids"], record["slots"], record["uncond_input_ids"], record["uncond_slots"])
+
     def written(self, slot_ids: torch.Tensor, uncond: bool = False) -> torch.Tensor:
         """A copy of the (uncond) sequences with `slot_ids` [B, N] (vocabulary ids) at the slots."""
         ids, slots = (self.uncond_ids, self.uncond_slots) if uncond else (self.ids, self.slots)
@@ -105,6 +110,18 @@ class SlotSample:
     logps: torch.Tensor
     completion_mask: torch.Tensor
     steps: int
+
+    @classmethod
+    def recorded(cls, tokens: torch.Tensor, reveal_step: torch.Tensor, steps: int) -> SlotSample:
+        """A rollout's actions as `trajectory_logps` reads them. Every revealed slot is scored (the caller masks
+        afterwards), so the number of forwards depends only on the schedule: equal on every ZeRO-3 rank."""
+        if int(reveal_step.max()) >= steps:
+            raise ValueError(
+                f"the rollout was sampled with more than steps={steps} decode steps; score it with the sampler's "
+                "steps (image_steps / text_steps)."
+            )
+        revealed = (reveal_step >= 0).long()
+        return cls(tokens, reveal_step, torch.zeros_like(tokens, dtype=torch.float32), revealed, steps)
 
 
 @dataclass(frozen=True)
