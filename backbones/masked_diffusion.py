@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from backbones.interface import GeneratedImages, ImageSampling, Rollout
+
 GeneratorArg = torch.Generator | list[torch.Generator] | None
 
 
@@ -229,6 +231,16 @@ def trajectory_logps(
     return logps, mask.long()
 
 
+def image_rollout(
+    sample: SlotSample, record: dict[str, torch.Tensor], options: ImageSampling, pixels: torch.Tensor | None
+) -> GeneratedImages:
+    """An image `SlotSample` as the trainer reads it: the codes, the reveal order kept in `record` (the loss rescores
+    from it) and the sampler's log-probs only where the loss scores the CFG mix they were drawn from."""
+    record["unmask_step"] = sample.reveal_step  # [N, I]
+    logps = sample.logps if options.logprob == "cfg" else None
+    return GeneratedImages(Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record), pixels)
+
+
 def row_generators(generator: GeneratorArg, rows: int) -> list[torch.Generator] | None:
     """The per-row generators of a list argument (checked against the batch), else None (one shared stream)."""
     if not isinstance(generator, list | tuple):
@@ -247,6 +259,7 @@ __all__ = [
     "SlotSample",
     "StepScoring",
     "TokenSpace",
+    "image_rollout",
     "in_space",
     "logits_at",
     "row_generators",

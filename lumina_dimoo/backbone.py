@@ -18,7 +18,15 @@ import torch
 from PIL import Image
 
 from backbones.interface import AnswerSampling, GeneratedImages, ImageSampling, Rollout
-from backbones.masked_diffusion import AtSlots, Canvas, GeneratorArg, SlotSample, TokenSpace, trajectory_logps
+from backbones.masked_diffusion import (
+    AtSlots,
+    Canvas,
+    GeneratorArg,
+    SlotSample,
+    TokenSpace,
+    image_rollout,
+    trajectory_logps,
+)
 from backbones.maskgit_sampler import MaskGitOptions, sample_maskgit
 from backbones.semi_ar_sampler import SemiARTextOptions, sample_semi_ar, transfer_counts
 from lumina_dimoo.attention import slot_logits_fn
@@ -142,11 +150,7 @@ class LuminaDiMOOBackbone:
             self.maskgit_options(options), generator=generator,
             uncond_logits_fn=logits_at_slots(model, uncond.attention_mask),
         )  # fmt: skip
-        record["unmask_step"] = sample.reveal_step  # [N, h*w]
-        # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
-        logps = sample.logps if options.logprob == "cfg" else None
-        rollout = Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record)
-        return GeneratedImages(rollout, self.decode_images(model, sample.tokens) if decode else None)
+        return image_rollout(sample, record, options, self.decode_images(model, sample.tokens) if decode else None)
 
     def image_logps(self, model: torch.nn.Module, rollout: Rollout, options: ImageSampling) -> torch.Tensor:
         """Each code scored at the state of its decode step (one forward per `step_group` steps, x2 with CFG)."""

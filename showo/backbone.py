@@ -28,6 +28,7 @@ from backbones.masked_diffusion import (
     GeneratorArg,
     SlotSample,
     TokenSpace,
+    image_rollout,
     row_generators,
     trajectory_logps,
 )
@@ -179,14 +180,10 @@ class ShowoBackbone:
             raise ValueError(f"image_top_k={options.top_k}: Show-o's MaskGIT sampler has no top-k; use None.")
         record = self.generation_record(prompts, _device(model))
         sample = sample_maskgit(
-            omni_logits_fn(model, self.vocab), Canvas.from_record(record), self.image_space, self.maskgit_options(options),
-            generator=generator,
+            omni_logits_fn(model, self.vocab), Canvas.from_record(record), self.image_space,
+            self.maskgit_options(options), generator=generator,
         )  # fmt: skip
-        record["unmask_step"] = sample.reveal_step  # [N, I]
-        # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
-        logps = sample.logps if options.logprob == "cfg" else None
-        rollout = Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record)
-        return GeneratedImages(rollout, self.decode_images(model, sample.tokens) if decode else None)
+        return image_rollout(sample, record, options, self.decode_images(model, sample.tokens) if decode else None)
 
     def image_logps(self, model: torch.nn.Module, rollout: Rollout, options: ImageSampling) -> torch.Tensor:
         """Each code scored at the state of its decode step: ceil(steps / step_group) forwards, x2 with CFG.
@@ -359,7 +356,8 @@ class ShowoBackbone:
         # <|eoi|> must not change what the prompt sees): answers are causal text, written as EOS for the mask.
         layout_ids = torch.cat([prompt, torch.full_like(completion, self.vocab.eos_id)], dim=1)  # [N, T + L]
         hidden = model.showo.model(
-            input_ids=torch.cat([prompt, completion], dim=1), attention_mask=mmu_attention_mask(layout_ids, self.vocab),
+            input_ids=torch.cat([prompt, completion], dim=1),
+            attention_mask=mmu_attention_mask(layout_ids, self.vocab),
             position_ids=position_ids(layout_ids, self.vocab), use_cache=False,
         ).last_hidden_state  # fmt: skip
         start = prompt.shape[1] - 1  # the hidden state before answer token j predicts it
