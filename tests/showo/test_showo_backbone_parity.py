@@ -59,3 +59,27 @@ def test_sample_answers_equals_mmu_generate(loaded, case):
     prompt = DATA[f"mmu{question}_ids"][0]
     assert rollout.record["input_ids"][0].tolist() == prompt.tolist()
     assert rollout.completion_ids[0].tolist() == DATA[f"answer_q{question}_topk{top_k}_tau{tau:g}_seed{seed}"].tolist()
+
+
+def test_a_padded_image_batch_with_row_generators_keeps_row_0(loaded):
+    """Batched: the fixture's prompt next to a longer (truncated) one, one generator per row."""
+    backbone, model = loaded
+    steps, cfg, tau, seed = META["gen_cases"][1]
+    options = ImageSampling(cfg_weight=cfg, temperature=tau, steps=steps)
+    prompts = [META["gen_prompt"], META["t2i_prompts"][0]]
+    generators = [torch.Generator().manual_seed(seed), torch.Generator().manual_seed(99)]
+    codes = backbone.sample_images(model, prompts, options, generators, decode=False).rollout.completion_ids
+    assert codes[0].tolist() == DATA[f"gen_steps{steps}_cfg{cfg:g}_tau{tau:g}_seed{seed}"].tolist()
+
+
+def test_the_text_answer_vocab_is_what_departs_from_the_original(loaded):
+    """On random weights the original's greedy q1 answer is mostly image codes and [PAD] (it reads the whole head);
+    "text" (the default) can emit none of them."""
+    backbone, model = loaded
+    expected = DATA["answer_q1_topk1_tau1_seed0"].tolist()
+    assert backbone.vocab.pad_id in expected and min(expected) >= backbone.vocab.llm_vocab_size
+    text = ShowoBackbone(backbone.tokenizer, backbone.layout, answer_vocab="text")
+    options = AnswerSampling(max_new_tokens=len(expected), do_sample=False)
+    args = ([META["mmu_questions"][1]], [None], options, fixture_image(backbone), torch.tensor([True]))
+    answer = text.sample_answers(model, *args).completion_ids[0].tolist()
+    assert answer != expected and max(answer) < backbone.vocab.llm_vocab_size
