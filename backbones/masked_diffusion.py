@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from backbones.interface import GeneratedImages, ImageSampling, Rollout
+
 GeneratorArg = torch.Generator | list[torch.Generator] | None
 
 
@@ -80,6 +82,11 @@ class Canvas:
                 f"Canvas: uncond_slots {tuple(self.uncond_slots.shape)} must match slots {tuple(self.slots.shape)}."
             )
 
+    @classmethod
+    def from_record(cls, record: dict[str, torch.Tensor]) -> Canvas:
+        """The canvas a backbone's image `Rollout.record` keeps: input_ids, slots, uncond_input_ids, uncond_slots."""
+        return cls(record["input_ids"], record["slots"], record["uncond_input_ids"], record["uncond_slots"])
+
     def written(self, slot_ids: torch.Tensor, uncond: bool = False) -> torch.Tensor:
         """A copy of the (uncond) sequences with `slot_ids` [B, N] (vocabulary ids) at the slots."""
         ids, slots = (self.uncond_ids, self.uncond_slots) if uncond else (self.ids, self.slots)
@@ -105,6 +112,18 @@ class SlotSample:
     logps: torch.Tensor
     completion_mask: torch.Tensor
     steps: int
+
+    @classmethod
+    def recorded(cls, tokens: torch.Tensor, reveal_step: torch.Tensor, steps: int) -> SlotSample:
+        """A rollout's actions as `trajectory_logps` reads them. Every revealed slot is scored (the caller masks
+        afterwards), so the number of forwards depends only on the schedule: equal on every ZeRO-3 rank."""
+        if int(reveal_step.max()) >= steps:
+            raise ValueError(
+                f"the rollout was sampled with more than steps={steps} decode steps; score it with the sampler's "
+                "steps (image_steps / text_steps)."
+            )
+        revealed = (reveal_step >= 0).long()
+        return cls(tokens, reveal_step, torch.zeros_like(tokens, dtype=torch.float32), revealed, steps)
 
 
 @dataclass(frozen=True)
@@ -212,6 +231,16 @@ def trajectory_logps(
     return logps, mask.long()
 
 
+def image_rollout(
+    sample: SlotSample, record: dict[str, torch.Tensor], options: ImageSampling, pixels: torch.Tensor | None
+) -> GeneratedImages:
+    """An image `SlotSample` as the trainer reads it: the codes, the reveal order kept in `record` (the loss rescores
+    from it) and the sampler's log-probs only where the loss scores the CFG mix they were drawn from."""
+    record["unmask_step"] = sample.reveal_step  # [N, I]
+    logps = sample.logps if options.logprob == "cfg" else None
+    return GeneratedImages(Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record), pixels)
+
+
 def row_generators(generator: GeneratorArg, rows: int) -> list[torch.Generator] | None:
     """The per-row generators of a list argument (checked against the batch), else None (one shared stream)."""
     if not isinstance(generator, list | tuple):
@@ -230,6 +259,7 @@ __all__ = [
     "SlotSample",
     "StepScoring",
     "TokenSpace",
+    "image_rollout",
     "in_space",
     "logits_at",
     "row_generators",

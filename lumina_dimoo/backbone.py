@@ -18,7 +18,15 @@ import torch
 from PIL import Image
 
 from backbones.interface import AnswerSampling, GeneratedImages, ImageSampling, Rollout
-from backbones.masked_diffusion import AtSlots, Canvas, GeneratorArg, SlotSample, TokenSpace, trajectory_logps
+from backbones.masked_diffusion import (
+    AtSlots,
+    Canvas,
+    GeneratorArg,
+    SlotSample,
+    TokenSpace,
+    image_rollout,
+    trajectory_logps,
+)
 from backbones.maskgit_sampler import MaskGitOptions, sample_maskgit
 from backbones.semi_ar_sampler import SemiARTextOptions, sample_semi_ar, transfer_counts
 from lumina_dimoo.attention import slot_logits_fn
@@ -130,9 +138,6 @@ class LuminaDiMOOBackbone:
         steps = options.steps or DEFAULT_IMAGE_STEPS
         return MaskGitOptions(steps, "lumina_dimoo", cfg_weight=options.cfg_weight, temperature=options.temperature)
 
-    def _image_canvas(self, record: dict[str, torch.Tensor]) -> Canvas:
-        return Canvas(record["input_ids"], record["slots"], record["uncond_input_ids"], record["uncond_slots"])
-
     def sample_images(
         self,
         model: torch.nn.Module,
@@ -154,39 +159,23 @@ class LuminaDiMOOBackbone:
             "uncond_slots": masked_slots(uncond.input_ids, self.tokens.mask),
         }
         sample = sample_maskgit(
-            logits_at_slots(model, cond.attention_mask), self._image_canvas(record), self.image_space,
+            logits_at_slots(model, cond.attention_mask), Canvas.from_record(record), self.image_space,
             self.maskgit_options(options), generator=generator,
             uncond_logits_fn=logits_at_slots(model, uncond.attention_mask),
         )  # fmt: skip
-        record["unmask_step"] = sample.reveal_step  # [N, h*w]
-        # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
-        logps = sample.logps if options.logprob == "cfg" else None
-        rollout = Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record)
-        return GeneratedImages(rollout, self.decode_images(model, sample.tokens) if decode else None)
+        return image_rollout(sample, record, options, self.decode_images(model, sample.tokens) if decode else None)
 
     def image_logps(self, model: torch.nn.Module, rollout: Rollout, options: ImageSampling) -> torch.Tensor:
         """Each code scored at the state of its decode step (one forward per `step_group` steps, x2 with CFG)."""
         r, maskgit = rollout.record, self.maskgit_options(options)
         codes = rollout.completion_ids[:, : r["slots"].shape[1]]
-        sample = self._recorded(codes, r["unmask_step"], maskgit.steps)
+        sample = SlotSample.recorded(codes, r["unmask_step"], maskgit.steps)
         logps, _ = trajectory_logps(
-            logits_at_slots(model, r["attention_mask"]), self._image_canvas(r), sample, self.image_space,
+            logits_at_slots(model, r["attention_mask"]), Canvas.from_record(r), sample, self.image_space,
             maskgit.scoring(conditional=options.logprob == "conditional"), step_group=options.step_group,
             uncond_logits_fn=logits_at_slots(model, r["uncond_attention_mask"]),
         )  # fmt: skip
         return _fit(logps, rollout.completion_ids.shape[1])
-
-    @staticmethod
-    def _recorded(tokens: torch.Tensor, reveal_step: torch.Tensor, steps: int) -> SlotSample:
-        """A rollout's actions as the trajectory scorer reads them. Every revealed slot is scored (the caller masks
-        afterwards), so the number of forwards depends only on the schedule: equal on every ZeRO-3 rank."""
-        if int(reveal_step.max()) >= steps:
-            raise ValueError(
-                f"the rollout was sampled with more than steps={steps} decode steps; score it with the sampler's "
-                "steps (image_steps / text_steps)."
-            )
-        revealed = (reveal_step >= 0).long()
-        return SlotSample(tokens, reveal_step, torch.zeros_like(tokens, dtype=torch.float32), revealed, steps)
 
     @torch.no_grad()
     def decode_images(self, model: torch.nn.Module, completion_ids: torch.Tensor) -> torch.Tensor:
@@ -333,7 +322,7 @@ class LuminaDiMOOBackbone:
         """Each answer token scored at the state of its decode step (text_steps / step_group forwards)."""
         r, text = rollout.record, self.text_options(options)
         width = r["slots"].shape[1]
-        sample = self._recorded(rollout.completion_ids[:, :width], r["unmask_step"], text.steps)
+        sample = SlotSample.recorded(rollout.completion_ids[:, :width], r["unmask_step"], text.steps)
         logps, _ = trajectory_logps(
             logits_at_slots(model, r["attention_mask"]), self._text_canvas(r), sample, TokenSpace(self.tokens.mask),
             text.scoring(), step_group=options.step_group,

@@ -24,22 +24,22 @@ from transformers import DynamicCache
 
 from backbones.interface import AnswerSampling, GeneratedImages, ImageSampling, Rollout
 from backbones.masked_diffusion import (
-    AtSlots,
     Canvas,
     GeneratorArg,
     SlotSample,
     TokenSpace,
+    image_rollout,
     row_generators,
     trajectory_logps,
 )
 from backbones.maskgit_sampler import MaskGitOptions, sample_maskgit
 from showo.checkpoint import load_pretrained, save_original
+from showo.sampling import image_canvas, image_space, omni_logits_fn, top_k_filter
 from showo.tokens import (
     MMU_QUESTION_TEMPLATE,
     ShowoVocab,
     mmu_attention_mask,
     mmu_ids,
-    omni_attention_mask,
     position_ids,
     t2i_ids,
 )
@@ -85,10 +85,7 @@ def _sample_tokens(logits: torch.Tensor, options: AnswerSampling, generator: Gen
     """One token per row of temperature-scaled logits [N, V]: greedy, or a draw (top-k filtered) per row."""
     if not options.do_sample:
         return logits.argmax(-1)
-    if options.top_k:
-        kth = torch.topk(logits, min(options.top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # [N, 1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = logits.softmax(-1)
+    probs = top_k_filter(logits, options.top_k or None).softmax(-1)
     per_row = row_generators(generator, logits.shape[0])
     if per_row is None:
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
@@ -148,8 +145,7 @@ class ShowoBackbone:
 
     @property
     def image_space(self) -> TokenSpace:
-        """Image slots hold MAGVIT-v2 codes: id = image_offset + code, scored over the codebook's logits only."""
-        return TokenSpace(self.vocab.mask_id, offset=self.vocab.image_offset, size=self.vocab.codebook_size)
+        return image_space(self.vocab)
 
     def maskgit_options(self, options: ImageSampling) -> MaskGitOptions:
         steps = options.steps or self.image_steps
@@ -164,30 +160,13 @@ class ShowoBackbone:
         masks = torch.full((n, count), self.vocab.mask_id)
         cond = t2i_ids(self.vocab, self._text_ids(prompts), self.layout.max_seq_length, masks)  # [N, L]
         uncond = t2i_ids(self.vocab, [[]] * n, self.layout.max_seq_length, masks)  # [N, L]
-        start = cond.shape[1] - 1 - count  # codes sit between <|soi|> and the final <|eoi|>
-        slots = torch.arange(start, start + count).expand(n, -1)  # [N, I]
+        canvas = image_canvas(self.vocab, cond.to(device), uncond.to(device))
         return {
-            "input_ids": cond.to(device),
-            "slots": slots.to(device),
-            "uncond_input_ids": uncond.to(device),
-            "uncond_slots": slots.to(device),
+            "input_ids": canvas.ids,
+            "slots": canvas.slots,
+            "uncond_input_ids": canvas.uncond_ids,
+            "uncond_slots": canvas.uncond_slots,
         }
-
-    @staticmethod
-    def _image_canvas(record: dict[str, torch.Tensor]) -> Canvas:
-        return Canvas(record["input_ids"], record["slots"], record["uncond_input_ids"], record["uncond_slots"])
-
-    def t2i_logits(self, model: torch.nn.Module) -> AtSlots:
-        """The samplers' logits function: omni-attention forward (positions count the left pads, as the original
-        runs it), the head at the code slots only."""
-
-        def at_slots(ids: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-            mask = omni_attention_mask(ids, self.vocab)  # [B, 1, L, L]; codes never change it
-            hidden = model.showo.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-            picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, I, D]
-            return model.showo.lm_head(picked)  # [B, I, V]
-
-        return AtSlots(at_slots)
 
     def sample_images(
         self,
@@ -201,14 +180,10 @@ class ShowoBackbone:
             raise ValueError(f"image_top_k={options.top_k}: Show-o's MaskGIT sampler has no top-k; use None.")
         record = self.generation_record(prompts, _device(model))
         sample = sample_maskgit(
-            self.t2i_logits(model), self._image_canvas(record), self.image_space, self.maskgit_options(options),
-            generator=generator,
+            omni_logits_fn(model, self.vocab), Canvas.from_record(record), self.image_space,
+            self.maskgit_options(options), generator=generator,
         )  # fmt: skip
-        record["unmask_step"] = sample.reveal_step  # [N, I]
-        # The sampler's log-probs are of the CFG-mixed distribution: comparable only when the loss scores that one.
-        logps = sample.logps if options.logprob == "cfg" else None
-        rollout = Rollout(sample.tokens, torch.ones_like(sample.tokens), logps, record)
-        return GeneratedImages(rollout, self.decode_images(model, sample.tokens) if decode else None)
+        return image_rollout(sample, record, options, self.decode_images(model, sample.tokens) if decode else None)
 
     def image_logps(self, model: torch.nn.Module, rollout: Rollout, options: ImageSampling) -> torch.Tensor:
         """Each code scored at the state of its decode step: ceil(steps / step_group) forwards, x2 with CFG.
@@ -216,17 +191,10 @@ class ShowoBackbone:
         Show-o's schedule reveals a fixed number of codes per step (it depends on the grid and the steps only), so
         the number of forwards is the same on every ZeRO-3 rank."""
         r, maskgit = rollout.record, self.maskgit_options(options)
-        reveal = r["unmask_step"]
-        if int(reveal.max()) >= maskgit.steps:
-            raise ValueError(
-                f"the rollout was sampled with more than steps={maskgit.steps} decode steps; score it with the "
-                "sampler's image_steps."
-            )
-        codes = rollout.completion_ids[:, : reveal.shape[1]]
-        sample = SlotSample(codes, reveal, torch.zeros_like(codes, dtype=torch.float32), (reveal >= 0).long(),
-                            maskgit.steps)  # fmt: skip
+        codes = rollout.completion_ids[:, : r["slots"].shape[1]]
+        sample = SlotSample.recorded(codes, r["unmask_step"], maskgit.steps)
         logps, _ = trajectory_logps(
-            self.t2i_logits(model), self._image_canvas(r), sample, self.image_space,
+            omni_logits_fn(model, self.vocab), Canvas.from_record(r), sample, self.image_space,
             maskgit.scoring(conditional=options.logprob == "conditional"), step_group=options.step_group,
         )  # fmt: skip
         return torch.nn.functional.pad(logps, (0, rollout.completion_ids.shape[1] - logps.shape[1]))
@@ -388,7 +356,8 @@ class ShowoBackbone:
         # <|eoi|> must not change what the prompt sees): answers are causal text, written as EOS for the mask.
         layout_ids = torch.cat([prompt, torch.full_like(completion, self.vocab.eos_id)], dim=1)  # [N, T + L]
         hidden = model.showo.model(
-            input_ids=torch.cat([prompt, completion], dim=1), attention_mask=mmu_attention_mask(layout_ids, self.vocab),
+            input_ids=torch.cat([prompt, completion], dim=1),
+            attention_mask=mmu_attention_mask(layout_ids, self.vocab),
             position_ids=position_ids(layout_ids, self.vocab), use_cache=False,
         ).last_hidden_state  # fmt: skip
         start = prompt.shape[1] - 1  # the hidden state before answer token j predicts it

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -28,6 +26,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from backbones.checkpoint_files import replacing_checkpoint
 from showo.magvit import MagvitConfig, MagvitV2
 from showo.tokens import PAD_TOKEN, SPECIAL_TOKENS, ShowoVocab
 
@@ -178,26 +177,15 @@ def load_pretrained(path, dtype=None, device=None) -> tuple[ShowoModel, object, 
     return model, tokenizer, vocab
 
 
-def _move_into(tmp: Path, out: Path) -> None:
-    """Move each entry of `tmp` into `out`, replacing the earlier save's entry of that name and keeping the rest
-    (a training run's output folder also holds metrics, samples and `checkpoint-*` folders)."""
-    for entry in tmp.iterdir():
-        target = out / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(entry, target)
-
-
 def save_original(model: ShowoModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> None:
-    """Write the original layout (+ `phi/` and `magvitv2/` folders) into `out_dir`: everything goes to a temp
-    folder first, then config.json, the weights, `phi/` and `magvitv2/` are renamed into place; other files in
-    `out_dir` are kept.
+    """Write the original layout (+ `phi/` and `magvitv2/` folders) into `out_dir`: everything is staged first, then
+    the earlier save's config.json, weights, `phi/` and `magvitv2/` are replaced; other files in `out_dir` (a
+    training run's metrics, samples, `checkpoint-*` folders) are kept.
     `state_dict` (ZeRO-3's gathered weights, keys `showo.*` / `vq_model.*`) replaces the model's own."""
     out = Path(out_dir)
     state = state_dict if state_dict is not None else model.state_dict()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".saving.", dir=out))
-    try:
+    stale = [out / "config.json", out / WEIGHTS_NAME, out / PHI_DIR, out / VQ_DIR]
+    with replacing_checkpoint(out, stale) as tmp:
         raw = dict(model.config.showo) | {"llm_model_path": PHI_DIR, "vq_model_path": VQ_DIR}
         (tmp / "config.json").write_text(json.dumps(raw, indent=2) + "\n")
         lm = {k: v.detach().contiguous().cpu() for k, v in state.items() if k.startswith(PREFIX)}
@@ -213,16 +201,15 @@ def save_original(model: ShowoModel, tokenizer, out_dir: str | Path, state_dict:
             if k.startswith("vq_model.")
         }
         save_file(vq, tmp / VQ_DIR / WEIGHTS_NAME, metadata={"format": "pt"})
-        _move_into(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("Saved Show-o (original layout) to %s", out)
 
 
 def _save_base_tokenizer(tokenizer, model: ShowoModel, out: Path) -> None:
     """The Phi tokenizer files as loaded (before the Show-o tokens were added), copied from the source folder."""
-    source = Path(getattr(model, "showo_source", {}).get("phi_dir", ""))
-    files = [f for f in source.iterdir() if f.is_file() and f.name != "config.json"] if source.is_dir() else []
+    phi_dir = getattr(model, "showo_source", {}).get("phi_dir")  # None: not loaded by load_pretrained
+    source = Path(phi_dir) if phi_dir else None
+    is_dir = source is not None and source.is_dir()
+    files = [f for f in source.iterdir() if f.is_file() and f.name != "config.json"] if is_dir else []
     if not files:
         raise ValueError(f"the model has no Phi tokenizer folder to copy ({source}); load it with load_pretrained.")
     for f in files:

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import torch
 
-from backbones.masked_diffusion import Canvas, GeneratorArg, LogitsFn, SlotSample, TokenSpace
+from backbones.masked_diffusion import AtSlots, Canvas, GeneratorArg, SlotSample, TokenSpace
 from backbones.maskgit_sampler import MaskGitOptions, sample_maskgit
 from showo.tokens import ShowoVocab, mmu_attention_mask, omni_attention_mask, position_ids
 
 
-def omni_logits_fn(model: torch.nn.Module, vocab: ShowoVocab) -> LogitsFn:
-    """ids [B, L] -> logits [B, L, V] under the t2i omni-attention mask. Positions are 0..L-1 including the left
-    pads, as the original's t2i forward (every t2i row has the same width, so pads are part of the layout)."""
+def omni_logits_fn(model: torch.nn.Module, vocab: ShowoVocab) -> AtSlots:
+    """The samplers' logits function of t2i rows: ids [B, L], slots [B, I] -> logits [B, I, V] under the omni mask,
+    the head at the slots only. Positions are 0..L-1 including the left pads, as the original's t2i forward (every
+    t2i row has the same width, so pads are part of the layout)."""
 
-    def logits(ids: torch.Tensor) -> torch.Tensor:
-        return model(input_ids=ids, attention_mask=omni_attention_mask(ids, vocab), use_cache=False).logits
+    def at_slots(ids: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        mask = omni_attention_mask(ids, vocab)  # [B, 1, L, L]; codes never change it
+        hidden = model.showo.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        picked = hidden.gather(1, slots.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, I, D]
+        return model.showo.lm_head(picked)  # [B, I, V]
 
-    return logits
+    return AtSlots(at_slots)
 
 
 def image_space(vocab: ShowoVocab) -> TokenSpace:
@@ -109,4 +113,11 @@ def generate_answer_tokens(
     return torch.stack(answer, dim=1)
 
 
-__all__ = ["generate_answer_tokens", "generate_image_tokens", "image_canvas", "image_space", "omni_logits_fn"]
+__all__ = [
+    "generate_answer_tokens",
+    "generate_image_tokens",
+    "image_canvas",
+    "image_space",
+    "omni_logits_fn",
+    "top_k_filter",
+]

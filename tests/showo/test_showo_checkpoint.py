@@ -77,3 +77,23 @@ def test_weights_of_another_config_are_rejected(tiny, tmp_path):
     (bad / "phi/config.json").write_text(json.dumps(phi | {"num_hidden_layers": 3}))
     with pytest.raises(ValueError, match="missing keys"):
         load_pretrained(bad)
+
+
+def test_resave_replaces_the_earlier_save_and_keeps_other_files(tiny, tmp_path):
+    model, tokenizer, _ = load_pretrained(tiny)
+    out = tmp_path / "run"
+    save_original(model, tokenizer, out)
+    (out / "metrics.jsonl").write_text("{}\n")
+    (out / "phi" / "left_over.txt").write_text("from an older save")
+    state = model.state_dict()
+    bias = "showo.lm_head.bias"
+    state[bias] = state[bias] + 1.0
+    save_original(model, tokenizer, out, state_dict=state)
+    assert (out / "metrics.jsonl").read_text() == "{}\n" and not (out / "phi" / "left_over.txt").exists()
+    assert torch.equal(load_file(out / WEIGHTS_NAME)[bias], state[bias])
+    # A save that fails half way (no Phi tokenizer folder to copy) leaves the earlier one as it was.
+    del model.showo_source
+    with pytest.raises(ValueError, match="Phi tokenizer folder"):
+        save_original(model, tokenizer, out)
+    assert torch.equal(load_file(out / WEIGHTS_NAME)[bias], state[bias])
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "magvitv2", "metrics.jsonl", "phi", WEIGHTS_NAME]
