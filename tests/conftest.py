@@ -25,6 +25,15 @@ for _lock in _EXTENSIONS.glob("*/lock"):
     _lock.unlink(missing_ok=True)
 
 
+@pytest.fixture(autouse=True)
+def fresh_warn_once(monkeypatch):
+    """Every test starts with an empty `warn_once` registry: a key one test used up (a run logging grad_norm 0, a
+    truncated prompt) would otherwise silence the warning another test asserts, depending on the order."""
+    import open_r1.logs
+
+    monkeypatch.setattr(open_r1.logs, "_warned", set())
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` need CUDA: skipped (with the reason) on a host without it."""
     if torch.cuda.is_available():

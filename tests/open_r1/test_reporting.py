@@ -39,9 +39,7 @@ def test_log_sample_grid_writes_png_and_feeds_trackers(tmp_path):
     assert calls == ["image", "text"]
 
 
-def test_metrics_file_plot_and_zero_grad_warning(tmp_path, caplog, monkeypatch):
-    # warn_once remembers keys per process: an earlier test's run with grad_norm 0 must not use up this one's warning.
-    monkeypatch.setattr("open_r1.logs._warned", set())
+def test_metrics_file_plot_and_zero_grad_warning(tmp_path, caplog):
     callback = MetricsFileCallback(str(tmp_path))
     state = SimpleNamespace(is_world_process_zero=True, global_step=1)
     with caplog.at_level(logging.WARNING):
