@@ -121,6 +121,8 @@ class ImageStore:
 
 def load_pairs(path: Path, image_root: Path, skip_invalid: bool) -> tuple[list[tuple[str, Pair]], list[str]]:
     """Valid pairs (schema checked, both images exist and decode) and the error of every other line."""
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found; fix: point --pairs at a PairUG JSONL (data_tools/build_pairs.py)")
     pairs, errors = scan_pairs(path, image_root)
     if errors and not skip_invalid:
         raise ValueError(

@@ -191,3 +191,9 @@ def test_random_pairs_ablation_exports_through_the_same_path(tmp_path):
     assert all(line["gen"]["image"] != line["und"]["image"] for line in paired)  # no pair keeps its partner
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert set(info["pairug_paired"]) == {"random"} and set(info["vlm_sft"]) == {"random_und"}
+
+
+def test_a_missing_pair_file_is_named_with_the_fix(tmp_path):
+    with pytest.raises(SystemExit, match=r"missing\.jsonl: file not found; fix: point --pairs"):
+        main(["--pairs", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
